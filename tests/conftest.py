@@ -1,0 +1,100 @@
+"""Shared fixtures: a generated small trove (once per session), fresh cases, the CLI runner."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from workbench.cli import main
+from workbench.store import Case
+
+REPO = Path(__file__).resolve().parent.parent
+CORPUS = REPO.parent / "shared" / "corpus"
+HOSTILE = REPO / "fixtures" / "hostile"
+
+
+def tesseract_ready(*langs: str) -> bool:
+    if shutil.which("tesseract") is None:
+        return False
+    from workbench import ocr
+
+    return set(langs) <= ocr.available_languages()
+
+
+needs_tesseract = pytest.mark.skipif(
+    not tesseract_ready("eng", "fas", "osd"), reason="Tesseract with eng+fas+osd is not installed"
+)
+needs_corpus = pytest.mark.skipif(
+    not CORPUS.is_dir(), reason=f"shared corpus not found at {CORPUS}"
+)
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any attempt by Python code in the test process to open an internet socket fails."""
+    real_socket = socket.socket
+
+    class GuardedSocket(real_socket):  # type: ignore[misc, valid-type]
+        def __init__(self, family: int = -1, *args: object, **kwargs: object) -> None:
+            if family in (socket.AF_INET, socket.AF_INET6):
+                raise AssertionError("workbench tried to open a network socket")
+            super().__init__(family, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "socket", GuardedSocket)
+
+
+@pytest.fixture(scope="session")
+def small_trove(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The small fixture trove (about 30 pages, every kind of file), built once."""
+    from fixtures.generate import generate_small_trove
+
+    out = tmp_path_factory.mktemp("trove")
+    generate_small_trove(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def ground_truth(small_trove: Path) -> dict:
+    return json.loads((small_trove / "ground_truth.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="session")
+def ingested_small_trove(
+    small_trove: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, object]:
+    """The small trove ingested once with fas+eng (shared, read-only for tests)."""
+    from workbench.pipeline import ingest
+
+    case_dir = tmp_path_factory.mktemp("case") / "case"
+    with Case.open(case_dir, create=True) as case:
+        report = ingest(case, [str(small_trove)], lang="fas+eng", jobs=2)
+    return case_dir, report
+
+
+@pytest.fixture
+def case_dir(tmp_path: Path) -> Path:
+    return tmp_path / "case"
+
+
+@pytest.fixture
+def cli(case_dir: Path):
+    """Run the CLI in-process against a fresh case; returns click's Result."""
+    runner = CliRunner()
+
+    def run(*args: str, input: str | None = None):
+        env = {"WORKBENCH_CASE": str(case_dir)}
+        return runner.invoke(main, list(args), env=env, input=input, catch_exceptions=False)
+
+    return run
+
+
+def subprocess_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO)
+    return env

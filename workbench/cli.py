@@ -1,0 +1,320 @@
+"""The command line: parses arguments, calls the core, prints. Nothing else lives here.
+
+Exit status: 0 success; 1 unexpected internal error; 2 bad usage or unusable case;
+3 ingest finished but some files failed (each named on stderr); 4 OCR engine problem;
+130 interrupted (Ctrl-C): run the same command again to resume.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import click
+
+from workbench import __version__, views
+from workbench.errors import WorkbenchError
+from workbench.pipeline import IngestObserver, IngestReport, ingest
+from workbench.store import Case
+
+EXIT_SOME_FILES_FAILED = 3
+EXIT_INTERRUPTED = 130
+
+
+class _State:
+    def __init__(self, case_dir: str) -> None:
+        self.case_dir = case_dir
+
+    def open_case(self, *, create: bool = False, prefix: str | None = None) -> Case:
+        return Case.open(self.case_dir, create=create, prefix=prefix)
+
+
+class WorkbenchGroup(click.Group):
+    """Turns every WorkbenchError into one clean line and its exit status; no tracebacks."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except WorkbenchError as error:
+            click.echo(f"error: {error}", err=True)
+            sys.exit(error.exit_code)
+        except KeyboardInterrupt:
+            click.echo(
+                "\ninterrupted: work already committed is kept; "
+                "run the same command again to resume",
+                err=True,
+            )
+            sys.exit(EXIT_INTERRUPTED)
+        except Exception as error:  # last resort: one line, never a traceback
+            if os.environ.get("WORKBENCH_DEBUG"):
+                raise
+            click.echo(
+                f"error: unexpected internal error ({type(error).__name__}: {error}); "
+                "set WORKBENCH_DEBUG=1 to see the traceback and please report it",
+                err=True,
+            )
+            sys.exit(1)
+
+
+@click.group(cls=WorkbenchGroup, invoke_without_command=True)
+@click.option(
+    "--case",
+    "case_dir",
+    envvar="WORKBENCH_CASE",
+    default="./case",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Case folder (also WORKBENCH_CASE).",
+)
+@click.version_option(__version__, prog_name="workbench")
+@click.pass_context
+def main(ctx: click.Context, case_dir: str) -> None:
+    """Verify a leaked document trove page by page, offline."""
+    ctx.obj = _State(case_dir)
+    if ctx.invoked_subcommand is None:
+        click.echo(ctx.get_help())
+
+
+@main.command()
+@click.option("--prefix", default=None, help="Page id prefix, Bates style (default WB).")
+@click.pass_obj
+def init(state: _State, prefix: str | None) -> None:
+    """Create an empty case."""
+    with state.open_case(create=True, prefix=prefix) as case:
+        click.echo(f"case {case.root} ready; pages will be numbered {case.prefix}-000001, ...")
+
+
+@main.command(name="ingest")
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option(
+    "--lang",
+    default=None,
+    help="Tesseract languages for OCR, e.g. eng, fas+eng, ara (default: the case's, "
+    "first eng). The case remembers the last one given.",
+)
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="OCR worker processes (default: number of cores).",
+)
+@click.option(
+    "--password",
+    "passwords",
+    multiple=True,
+    help="Password to try on encrypted PDFs; may be given several times.",
+)
+@click.option("--prefix", default=None, help="Page id prefix when this creates the case.")
+@click.option("--quiet", is_flag=True, help="No progress bar and no summary.")
+@click.pass_obj
+def ingest_command(
+    state: _State,
+    paths: tuple[str, ...],
+    lang: str | None,
+    jobs: int | None,
+    passwords: tuple[str, ...],
+    prefix: str | None,
+    quiet: bool,
+) -> None:
+    """Add PDFs, images and folders (recursively) to the case.
+
+    Files are recognised by content. A file already in the case is skipped; the same
+    content under another path is recorded as a duplicate. Interrupted runs resume
+    where they stopped when run again. Each file that cannot be ingested gets one
+    line 'error: PATH: reason' on stderr, and the exit status is then 3.
+    """
+    with state.open_case(create=True, prefix=prefix) as case:
+        progress = _Progress(enabled=not quiet and sys.stderr.isatty())
+        report = ingest(
+            case, list(paths), lang=lang, jobs=jobs, passwords=passwords, observer=progress
+        )
+    if not quiet:
+        click.echo(_summary(report))
+    if report.failures:
+        sys.exit(EXIT_SOME_FILES_FAILED)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+@click.pass_obj
+def status(state: _State, as_json: bool) -> None:
+    """Counts of sources, pages, text sources and failures."""
+    with state.open_case() as case:
+        counts = case.counts()
+    if as_json:
+        _print_json(counts)
+        return
+    by_text = counts["pages_by_text_source"]
+    click.echo(f"case        {counts['case']} (page ids {counts['prefix']}-…)")
+    click.echo(f"languages   {counts['languages']}")
+    click.echo(
+        f"sources     {counts['sources']}: {counts['sources_ingested']} ingested, "
+        f"{counts['sources_duplicate']} duplicate, {counts['sources_failed']} failed"
+    )
+    click.echo(
+        f"pages       {counts['pages']}: {by_text['layer']} text layer, {by_text['ocr']} OCR, "
+        f"{by_text['none']} no text"
+    )
+    if counts["pages_with_errors"]:
+        click.echo(f"page errors {counts['pages_with_errors']} (see 'workbench pages')")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.pass_obj
+def sources(state: _State, as_json: bool) -> None:
+    """Every file recorded in the case, with its hash and status."""
+    with state.open_case() as case:
+        rows = views.source_records(case)
+    if as_json:
+        for row in rows:
+            _print_json(row)
+        return
+    for row in rows:
+        pages = "" if row["pages"] is None else f"{row['pages']:>4}p"
+        detail = f"  {row['error']}" if row["error"] else ""
+        sha = (row["sha256"] or "-" * 12)[:12]
+        click.echo(f"{row['status']:<9} {pages:>5} {sha}  {row['path']}{detail}")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.pass_obj
+def pages(state: _State, as_json: bool) -> None:
+    """Every page of the case in page-id order."""
+    with state.open_case() as case:
+        for row in views.page_records(case):
+            if as_json:
+                _print_json(row)
+            else:
+                conf = "" if row["ocr_confidence"] is None else f"{row['ocr_confidence']:5.1f}"
+                click.echo(
+                    f"{row['page_id']}  {row['text_source']:<5} {conf:>5} "
+                    f"{row['char_count']:>6}c  p{row['page_number']:<4} {row['source_path']}"
+                )
+
+
+@main.command()
+@click.argument("page_id")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+@click.pass_obj
+def show(state: _State, page_id: str, as_json: bool) -> None:
+    """One page: provenance, text, metadata, page marker and dates found."""
+    with state.open_case() as case:
+        record = views.page_detail(case, page_id)
+    if as_json:
+        _print_json(record)
+        return
+    for line in _describe_page(record):
+        click.echo(line)
+
+
+def _describe_page(record: dict[str, Any]) -> Iterator[str]:
+    yield f"{record['page_id']}  page {record['page_number']} of {record['source_path']}"
+    yield f"  source sha256  {record['source_sha256']}"
+    yield f"  page sha256    {record['page_sha256']}"
+    source = record["text_source"]
+    if source == "ocr":
+        ocr = record["ocr"]
+        yield (
+            f"  text           OCR ({ocr['engine']}, {ocr['lang']}), confidence "
+            f"{ocr['confidence']}, rotated {ocr['rotation']}°, deskewed {ocr['skew']}°"
+        )
+    else:
+        yield f"  text           {source}, {record['char_count']} characters"
+    marker = record["page_marker"]
+    if marker:
+        yield f"  page marker    {marker['number']} of {marker['total']} ({marker['text']!r})"
+    for found in record["dates"]:
+        yield f"  date           {found['iso']}  {found['calendar']:<9} {found['original']!r}"
+    if record["error"]:
+        yield f"  error          {record['error']}"
+    yield ""
+    yield record["text"]
+
+
+def _summary(report: IngestReport) -> str:
+    parts = [f"ingested {report.files_ingested} file(s), {report.pages_added} page(s)"]
+    if report.pages_ocr:
+        parts[0] += f" ({report.pages_ocr} by OCR)"
+    if report.files_already:
+        parts.append(f"{report.files_already} already in the case")
+    if report.files_duplicate:
+        parts.append(f"{report.files_duplicate} duplicate(s)")
+    if report.failures:
+        parts.append(f"{len(report.failures)} failed")
+    if report.page_errors:
+        parts.append(f"{len(report.page_errors)} page warning(s)")
+    return "; ".join(parts)
+
+
+def _print_json(value: Any) -> None:
+    click.echo(json.dumps(value, ensure_ascii=False, sort_keys=False))
+
+
+class _Progress(IngestObserver):
+    """A one-line progress bar on stderr: pages done/total, pages/s, ETA."""
+
+    def __init__(self, *, enabled: bool) -> None:
+        self.enabled = enabled
+        self.started_at = time.monotonic()
+        self.last_draw = 0.0
+        self.total = 0
+
+    def started(self, total_files: int, total_pages: int) -> None:
+        self.total = total_pages
+        self.started_at = time.monotonic()
+        self._draw(0, force=True)
+
+    def page_done(self, pages_done: int, total_pages: int) -> None:
+        self._draw(pages_done, force=pages_done == total_pages)
+
+    def file_failed(self, path: str, reason: str) -> None:
+        self._clear()
+        click.echo(f"error: {path}: {reason}", err=True)
+
+    def page_warning(self, path: str, message: str) -> None:
+        self._clear()
+        click.echo(f"warning: {path}: {message}", err=True)
+
+    def finished(self, report: IngestReport) -> None:
+        if self.enabled and self.total:
+            click.echo("", err=True)
+
+    def _clear(self) -> None:
+        if self.enabled and self.total:
+            click.echo("\r\033[K", err=True, nl=False)
+
+    def _draw(self, done: int, *, force: bool = False) -> None:
+        if not self.enabled or not self.total:
+            return
+        now = time.monotonic()
+        if not force and now - self.last_draw < 0.2:
+            return
+        self.last_draw = now
+        elapsed = max(now - self.started_at, 1e-6)
+        rate = done / elapsed
+        remaining = (self.total - done) / rate if rate > 0 else None
+        width = 30
+        filled = int(width * done / self.total)
+        eta = "--:--" if remaining is None else _duration(remaining)
+        line = (
+            f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{self.total} pages  "
+            f"{rate:5.1f} pages/s  ETA {eta}"
+        )
+        click.echo(line + "\033[K", err=True, nl=False)
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
+
+
+def run() -> None:  # pragma: no cover - console entry point alias
+    main(prog_name=os.path.basename(sys.argv[0]) or "workbench")

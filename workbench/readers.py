@@ -1,0 +1,389 @@
+"""Reading input files: what kind a file is (by content), opening it safely, one page at a time.
+
+Everything here runs both in the main process (to identify and open a file) and in the
+OCR worker processes (to analyse one page), so the per-page work item is a small
+picklable :class:`PageJob` and each worker opens files itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import re
+import unicodedata
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pymupdf
+from PIL import Image, ImageOps
+
+from workbench import metadata
+from workbench.errors import SourceError
+
+# Pages are OCR'd at 300 dpi, but never at more than this many pixels: a poster-size page
+# at 300 dpi would be gigapixels. 36 Mpx is an A2 sheet at 300 dpi.
+OCR_DPI = 300
+MAX_RENDER_PIXELS = 36_000_000
+# The custody fingerprint of a page: its rendering at this fixed resolution.
+FINGERPRINT_DPI = 72
+# Images declaring more pixels than this are refused before decoding (decompression bombs).
+MAX_IMAGE_PIXELS = 250_000_000
+# A text layer shorter than this (non-space characters) on a page mostly covered by
+# images is a scan with a stray layer (a stamp, a page number): OCR it instead.
+MIN_LAYER_CHARS_ON_SCAN = 200
+SCAN_IMAGE_COVERAGE = 0.5
+# A text layer with this share of unmapped or private-use glyphs is unusable.
+MAX_GARBAGE_SHARE = 0.10
+
+Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+pymupdf.TOOLS.mupdf_display_errors(False)
+pymupdf.TOOLS.mupdf_display_warnings(False)
+
+_IMAGE_MAGIC = (
+    (b"\x89PNG\r\n\x1a\n", "png"),
+    (b"\xff\xd8\xff", "jpeg"),
+    (b"II*\x00", "tiff"),
+    (b"MM\x00*", "tiff"),
+    (b"II+\x00", "tiff"),
+    (b"MM\x00+", "tiff"),
+    (b"GIF87a", "gif"),
+    (b"GIF89a", "gif"),
+    (b"BM", "bmp"),
+)
+_JUNK_NAMES = {".DS_Store", "Thumbs.db", "desktop.ini"}
+
+
+@dataclass(frozen=True)
+class PageJob:
+    """One page to analyse, small enough to send to a worker process."""
+
+    path: str
+    kind: str  # "pdf" | "image"
+    page_index: int  # 0-based
+    password: str | None
+    lang: str
+
+
+def sha256_file(path: str | os.PathLike[str]) -> tuple[str, int]:
+    """SHA-256 and size of a file, read in chunks so any size fits in memory."""
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def identify(path: str | os.PathLike[str]) -> str:
+    """Return "pdf" or "image" from the file's first bytes, or raise SourceError saying what it is."""
+    with open(path, "rb") as handle:
+        head = handle.read(2048)
+    if not head:
+        raise SourceError(str(path), "empty file (0 bytes)")
+    if b"%PDF-" in head[:1024]:
+        return "pdf"
+    for magic, _name in _IMAGE_MAGIC:
+        if head.startswith(magic):
+            return "image"
+    if head[4:12] in (b"ftypavif", b"ftypheic") or (head[:4] == b"RIFF" and head[8:12] == b"WEBP"):
+        return "image"
+    raise SourceError(str(path), f"not a PDF or an image ({_describe_unknown(head)})")
+
+
+def _describe_unknown(head: bytes) -> str:
+    if head.startswith(b"PK\x03\x04"):
+        return "looks like a ZIP archive or Office file: unpack or convert it to PDF first"
+    if head.startswith(b"\xd0\xcf\x11\xe0"):
+        return "looks like an old Office document: convert it to PDF first"
+    if re.search(rb"\d+\s+\d+\s+obj\b|%PDF|\btrailer\b|\bxref\b", head):
+        return "a damaged PDF fragment without a valid %PDF- header"
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError:
+        return "unrecognised binary content"
+    return "looks like plain text"
+
+
+def open_pdf(path: str, passwords: tuple[str, ...] = ()) -> tuple[pymupdf.Document, str | None]:
+    """Open a PDF, trying each password; returns the document and the password that worked."""
+    try:
+        doc = pymupdf.open(path, filetype="pdf")
+    except Exception as error:  # MuPDF reports every parse failure as a plain exception
+        raise SourceError(path, f"cannot be read as a PDF ({_mupdf_reason(error)})") from None
+    used: str | None = None
+    if doc.needs_pass:
+        for candidate in passwords:
+            if doc.authenticate(candidate):
+                used = candidate
+                break
+        else:
+            doc.close()
+            if passwords:
+                reason = f"encrypted: none of the {len(passwords)} password(s) given opens it"
+            else:
+                reason = "encrypted: it needs a password (give it with --password)"
+            raise SourceError(path, reason)
+    if doc.page_count == 0:
+        repaired = doc.is_repaired
+        doc.close()
+        if repaired:
+            raise SourceError(path, "damaged: no page could be recovered (truncated or broken file)")
+        raise SourceError(path, "the PDF has no pages")
+    return doc, used
+
+
+def open_image(path: str) -> Image.Image:
+    """Open an image lazily and refuse decompression bombs before any pixel is decoded."""
+    try:
+        image = Image.open(path)
+    except Image.DecompressionBombError as error:
+        raise SourceError(path, f"refused: {error}") from None
+    except Exception as error:  # Pillow raises many types for broken files
+        raise SourceError(path, f"cannot be read as an image ({error})") from None
+    pixels = image.width * image.height
+    if pixels > MAX_IMAGE_PIXELS:
+        image.close()
+        raise SourceError(
+            path,
+            f"refused: the image declares {image.width}x{image.height} pixels "
+            f"({pixels / 1e6:.0f} megapixels, limit {MAX_IMAGE_PIXELS / 1e6:.0f}): "
+            "probably a decompression bomb",
+        )
+    if pixels == 0:
+        image.close()
+        raise SourceError(path, "the image has no pixels")
+    return image
+
+
+def _mupdf_reason(error: Exception) -> str:
+    """MuPDF's message without the file name it repeats, on one short line."""
+    text = str(error).strip() or type(error).__name__
+    text = re.sub(r"\s+", " ", text)
+    text = re.sub(r"^code=\d+: ", "", text)
+    text = re.sub(r"Failed to open file '.*' as type pdf\.?", "MuPDF cannot parse it", text)
+    return text[:200]
+
+
+# ----- page analysis (runs in worker processes) -------------------------------------
+
+_open_documents: OrderedDict[tuple[str, str | None], pymupdf.Document] = OrderedDict()
+
+
+def _cached_pdf(path: str, password: str | None) -> pymupdf.Document:
+    """Workers keep the last few PDFs open: consecutive pages of one file are the norm."""
+    key = (path, password)
+    doc = _open_documents.get(key)
+    if doc is None:
+        doc, _ = open_pdf(path, (password,) if password is not None else ())
+        _open_documents[key] = doc
+        while len(_open_documents) > 3:
+            _, old = _open_documents.popitem(last=False)
+            old.close()
+    else:
+        _open_documents.move_to_end(key)
+    return doc
+
+
+class PageReadError(Exception):
+    """A page of a file cannot be read at all: the whole file is reported as failed."""
+
+
+def analyse_page(job: PageJob) -> dict[str, Any]:
+    """Text, provenance, fingerprint, metadata, dates and marker of one page."""
+    if job.kind == "pdf":
+        page_result = _analyse_pdf_page(job)
+    else:
+        page_result = _analyse_image_page(job)
+    page_result["page_number"] = job.page_index + 1
+    page_result.update(metadata.text_facts(page_result["text"]))
+    return page_result
+
+
+def _analyse_pdf_page(job: PageJob) -> dict[str, Any]:
+    try:
+        doc = _cached_pdf(job.path, job.password)
+        page = doc.load_page(job.page_index)
+        page_meta = metadata.pdf_page_metadata(page)
+        layer_text = page.get_text("text")
+        fingerprint = _render_fingerprint(page)
+    except SourceError:
+        raise
+    except Exception as error:  # MuPDF: broken page tree, bad content stream, ...
+        raise PageReadError(
+            f"page {job.page_index + 1} cannot be read ({_mupdf_reason(error)})"
+        ) from None
+    result: dict[str, Any] = {
+        "page_sha256": fingerprint,
+        "width_pt": page_meta["width_pt"],
+        "height_pt": page_meta["height_pt"],
+        "metadata": page_meta,
+    }
+    if text_layer_usable(layer_text, _image_coverage(page)):
+        result.update(text=_clean_text(layer_text), text_source="layer")
+        return result
+    if layer_text.strip():
+        page_meta["unused_text_layer"] = layer_text[:2000]
+    try:
+        image = render_for_ocr(page)
+    except Exception as error:  # noqa: BLE001 - any render failure is a page read failure
+        raise PageReadError(
+            f"page {job.page_index + 1} cannot be rendered ({_mupdf_reason(error)})"
+        ) from None
+    result.update(_ocr(image, job.lang))
+    return result
+
+
+def _analyse_image_page(job: PageJob) -> dict[str, Any]:
+    try:
+        with open_image(job.path) as image:
+            image.seek(job.page_index)
+            frame = ImageOps.exif_transpose(image) if job.page_index == 0 else image.copy()
+            frame.load()
+            fingerprint = hashlib.sha256(
+                f"{frame.mode}:{frame.width}x{frame.height}:".encode() + frame.tobytes()
+            ).hexdigest()
+            dpi = image.info.get("dpi") or (OCR_DPI, OCR_DPI)
+            gray = _cap_pixels(frame.convert("L"))
+            gray.info.clear()  # TIFF compression settings must not follow the pixels
+    except SourceError:
+        raise
+    except Exception as error:  # Pillow: truncated data, bad frame, ...
+        raise PageReadError(f"frame {job.page_index + 1} cannot be decoded ({error})") from None
+    try:
+        dpi_x, dpi_y = float(dpi[0]) or OCR_DPI, float(dpi[1]) or OCR_DPI
+    except (TypeError, ValueError, IndexError):
+        dpi_x = dpi_y = OCR_DPI
+    result: dict[str, Any] = {
+        "page_sha256": fingerprint,
+        "width_pt": round(frame.width * 72 / dpi_x, 2),
+        "height_pt": round(frame.height * 72 / dpi_y, 2),
+        "metadata": {
+            "width_px": frame.width,
+            "height_px": frame.height,
+            "mode": frame.mode,
+            "dpi": [dpi_x, dpi_y],
+        },
+    }
+    result.update(_ocr(gray, job.lang))
+    return result
+
+
+def _ocr(image: Image.Image, lang: str) -> dict[str, Any]:
+    from workbench import ocr  # imported here: the main process never needs Tesseract
+
+    try:
+        found = ocr.recognize(image, lang)
+    except Exception as error:  # OcrError or anything Tesseract threw: the page is kept
+        return {"text": "", "text_source": "none", "error": f"OCR failed: {error}"}
+    text = _clean_text(found.text)
+    return {
+        "text": text,
+        "text_source": "ocr" if text.strip() else "none",
+        "ocr_engine": found.engine,
+        "ocr_lang": found.lang,
+        "ocr_confidence": None if found.confidence is None else round(found.confidence, 2),
+        "ocr_rotation": found.rotation,
+        "ocr_skew": round(found.skew, 2),
+        "orientation_method": found.orientation_method,
+    }
+
+
+def text_layer_usable(text: str, image_coverage: float) -> bool:
+    """Is a PDF text layer real text worth keeping instead of OCR?"""
+    visible = [c for c in text if not c.isspace()]
+    if not visible:
+        return False
+    garbage = sum(1 for c in visible if c == "\ufffd" or "\ue000" <= c <= "\uf8ff" or c < " ")
+    if garbage / len(visible) > MAX_GARBAGE_SHARE:
+        return False
+    return not (image_coverage >= SCAN_IMAGE_COVERAGE and len(visible) < MIN_LAYER_CHARS_ON_SCAN)
+
+
+def _image_coverage(page: pymupdf.Page) -> float:
+    area = abs(page.rect) or 1.0
+    covered = 0.0
+    for info in page.get_image_info():
+        rect = pymupdf.Rect(info["bbox"]) & page.rect
+        covered += abs(rect)
+    return min(covered / area, 1.0)
+
+
+def _render_fingerprint(page: pymupdf.Page) -> str:
+    pixmap = page.get_pixmap(dpi=FINGERPRINT_DPI, alpha=False, clip=None, annots=True)
+    if pixmap.width * pixmap.height > MAX_RENDER_PIXELS:
+        scale = math.sqrt(MAX_RENDER_PIXELS / (pixmap.width * pixmap.height))
+        pixmap = page.get_pixmap(matrix=pymupdf.Matrix(scale, scale), alpha=False)
+    header = f"{pixmap.width}x{pixmap.height}x{pixmap.n}:".encode()
+    return hashlib.sha256(header + pixmap.samples).hexdigest()
+
+
+def render_dpi(width_pt: float, height_pt: float, dpi: int = OCR_DPI) -> float:
+    """The dpi to render a page at: ``dpi``, lowered so the image stays under the pixel cap."""
+    pixels = (width_pt * dpi / 72) * (height_pt * dpi / 72)
+    if pixels <= MAX_RENDER_PIXELS:
+        return float(dpi)
+    return dpi * math.sqrt(MAX_RENDER_PIXELS / pixels)
+
+
+def render_for_ocr(page: pymupdf.Page, dpi: int = OCR_DPI) -> Image.Image:
+    """Render a PDF page to grayscale at OCR resolution, capped in pixels."""
+    chosen = render_dpi(page.rect.width, page.rect.height, dpi)
+    pixmap = page.get_pixmap(dpi=max(int(chosen), 1), colorspace=pymupdf.csGRAY, alpha=False)
+    return Image.frombytes("L", (pixmap.width, pixmap.height), pixmap.samples)
+
+
+def _cap_pixels(image: Image.Image) -> Image.Image:
+    pixels = image.width * image.height
+    if pixels <= MAX_RENDER_PIXELS:
+        return image
+    scale = math.sqrt(MAX_RENDER_PIXELS / pixels)
+    size = (max(int(image.width * scale), 1), max(int(image.height * scale), 1))
+    return image.resize(size, Image.Resampling.LANCZOS)
+
+
+_PRESENTATION_FORMS = re.compile("[\ufb00-\ufdff\ufe70-\ufeff]+")
+_ODD_SPACES = str.maketrans({"\u00a0": " ", "\u202f": " ", "\u2007": " "})
+
+
+def _clean_text(text: str) -> str:
+    """Readable, searchable page text with the line structure kept.
+
+    PDF text layers often carry Arabic presentation forms (positional glyph codes,
+    U+FB50-U+FEFF) and Latin ligatures instead of letters; NFKC on just those turns
+    them back into the letters a reader and a search expect. No-break spaces become
+    spaces. Everything else is kept as the page has it.
+    """
+    text = text.replace("\x00", "").translate(_ODD_SPACES)
+    text = _PRESENTATION_FORMS.sub(lambda m: unicodedata.normalize("NFKC", m.group()), text)
+    lines = [line.rstrip() for line in text.splitlines()]
+    return "\n".join(lines).strip("\n")
+
+
+def expand_paths(paths: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
+    """Files under the given paths, recursively and sorted; plus paths that do not exist."""
+    files: list[str] = []
+    missing: list[tuple[str, str]] = []
+    for given in paths:
+        path = Path(given)
+        if path.is_dir():
+            for folder, subfolders, names in os.walk(path, followlinks=False):
+                subfolders.sort()
+                for name in sorted(names):
+                    if name in _JUNK_NAMES or name.startswith("._"):
+                        continue
+                    full = Path(folder) / name
+                    if full.is_file():
+                        files.append(os.path.abspath(full))
+        elif path.is_file():
+            files.append(os.path.abspath(path))
+        elif path.exists():
+            missing.append((os.path.abspath(path), "not a regular file or folder"))
+        else:
+            missing.append((os.path.abspath(path), "no such file or folder"))
+    seen: set[str] = set()
+    unique = [f for f in files if not (f in seen or seen.add(f))]
+    return unique, missing

@@ -1,0 +1,430 @@
+"""The case: one folder holding one SQLite database plus files derived from it.
+
+The database is the single source of truth (the search index, thumbnails and renders
+can all be rebuilt from it). It runs in WAL mode so readers never block the writer,
+and every schema change is a numbered migration recorded in ``PRAGMA user_version``.
+The tables are documented in README.md ("The case database") for anyone who wants to
+open the file in another SQLite tool.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from workbench.errors import CaseError, UsageError
+
+DATABASE_NAME = "workbench.sqlite"
+DEFAULT_PREFIX = "WB"
+DEFAULT_LANGUAGES = "eng"
+PAGE_ID_DIGITS = 6
+BUSY_TIMEOUT_MS = 30_000
+
+_PREFIX_RE = re.compile(r"^[A-Z][A-Z0-9_]{0,15}$")
+
+# Each entry moves the schema from version N to N+1. Never edit a released entry:
+# append a new one, so existing cases upgrade in place.
+MIGRATIONS: list[str] = [
+    # 1: sources, pages, dates found in page text, case settings
+    """
+    CREATE TABLE settings (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    CREATE TABLE sources (
+        id            INTEGER PRIMARY KEY,
+        path          TEXT NOT NULL,
+        sha256        TEXT,
+        size          INTEGER,
+        kind          TEXT,
+        status        TEXT NOT NULL CHECK (status IN ('ingested', 'failed', 'duplicate')),
+        error         TEXT,
+        duplicate_of  INTEGER REFERENCES sources(id),
+        page_count    INTEGER,
+        metadata      TEXT NOT NULL DEFAULT '{}',
+        recorded_at   TEXT NOT NULL
+    );
+    CREATE UNIQUE INDEX sources_path_sha ON sources(path, ifnull(sha256, ''));
+    CREATE UNIQUE INDEX sources_ingested_sha ON sources(sha256) WHERE status = 'ingested';
+    CREATE TABLE pages (
+        id                  INTEGER PRIMARY KEY,
+        page_id             TEXT NOT NULL UNIQUE,
+        source_id           INTEGER NOT NULL REFERENCES sources(id),
+        page_number         INTEGER NOT NULL,
+        text                TEXT NOT NULL,
+        text_source         TEXT NOT NULL CHECK (text_source IN ('layer', 'ocr', 'none')),
+        char_count          INTEGER NOT NULL,
+        ocr_engine          TEXT,
+        ocr_lang            TEXT,
+        ocr_confidence      REAL,
+        ocr_rotation        INTEGER,
+        ocr_skew            REAL,
+        orientation_method  TEXT,
+        page_sha256         TEXT,
+        width_pt            REAL,
+        height_pt           REAL,
+        marker_number       INTEGER,
+        marker_total        INTEGER,
+        marker_text         TEXT,
+        metadata            TEXT NOT NULL DEFAULT '{}',
+        error               TEXT,
+        UNIQUE (source_id, page_number)
+    );
+    CREATE TABLE page_dates (
+        page_row   INTEGER NOT NULL REFERENCES pages(id),
+        start      INTEGER NOT NULL,
+        end        INTEGER NOT NULL,
+        original   TEXT NOT NULL,
+        calendar   TEXT NOT NULL,
+        iso        TEXT NOT NULL
+    );
+    CREATE INDEX page_dates_page ON page_dates(page_row);
+    CREATE INDEX page_dates_iso ON page_dates(iso);
+    """,
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def utc_now() -> str:
+    """UTC timestamp, ISO 8601, second precision: what every record carries."""
+    return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def format_page_id(prefix: str, number: int) -> str:
+    return f"{prefix}-{number:0{PAGE_ID_DIGITS}d}"
+
+
+@dataclass(frozen=True)
+class SourceRow:
+    id: int
+    path: str
+    sha256: str | None
+    size: int | None
+    kind: str | None
+    status: str
+    error: str | None
+    duplicate_of: int | None
+    page_count: int | None
+    metadata: dict[str, Any]
+    recorded_at: str
+
+
+class Case:
+    """An open case folder. Use :meth:`open` or :meth:`create`; close when done."""
+
+    def __init__(self, root: Path, connection: sqlite3.Connection) -> None:
+        self.root = root
+        self.db = connection
+
+    # ----- opening -------------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls, root: str | os.PathLike[str], *, create: bool = False, prefix: str | None = None
+    ) -> Case:
+        """Open the case at ``root``; with ``create`` make it first if it is missing."""
+        root = Path(root)
+        database = root / DATABASE_NAME
+        if not database.exists():
+            if not create:
+                raise CaseError(
+                    f"{root}: no case here (no {DATABASE_NAME}); "
+                    "run 'workbench ingest' or 'workbench init' to create one, "
+                    "or point --case / WORKBENCH_CASE at an existing case"
+                )
+            if root.exists() and not root.is_dir():
+                raise CaseError(f"{root}: exists and is not a folder; choose another --case")
+            root.mkdir(parents=True, exist_ok=True)
+        case = cls(root, _connect(database))
+        case._migrate()
+        case._init_settings(prefix)
+        return case
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Case:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _migrate(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise CaseError(
+                f"{self.root}: this case was written by a newer workbench "
+                f"(schema {version}, this one knows {SCHEMA_VERSION}); upgrade workbench"
+            )
+        for number in range(version, SCHEMA_VERSION):
+            with self.transaction():
+                for statement in _split_sql(MIGRATIONS[number]):
+                    self.db.execute(statement)
+                self.db.execute(f"PRAGMA user_version = {number + 1}")
+
+    def _init_settings(self, prefix: str | None) -> None:
+        existing = self.get_setting("prefix")
+        if existing is None:
+            chosen = (prefix or DEFAULT_PREFIX).upper()
+            if not _PREFIX_RE.match(chosen):
+                raise UsageError(
+                    f"page id prefix {prefix!r} is not usable: use 1-16 capital letters, "
+                    "digits or _, starting with a letter (e.g. WB, LEAK2019)"
+                )
+            with self.transaction():
+                self.set_setting("prefix", chosen)
+                self.set_setting("created_at", utc_now())
+                self.set_setting("languages", DEFAULT_LANGUAGES)
+        elif prefix and prefix.upper() != existing:
+            raise UsageError(
+                f"{self.root}: this case already numbers its pages {existing}-...; "
+                f"the prefix cannot change to {prefix.upper()!r}"
+            )
+
+    # ----- transactions and settings -------------------------------------------------
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception (Ctrl-C included)."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        else:
+            self.db.execute("COMMIT")
+
+    def get_setting(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_setting(self, key: str, value: str) -> None:
+        self.db.execute(
+            "INSERT INTO settings(key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    @property
+    def prefix(self) -> str:
+        return self.get_setting("prefix") or DEFAULT_PREFIX
+
+    @property
+    def languages(self) -> str:
+        return self.get_setting("languages") or DEFAULT_LANGUAGES
+
+    # ----- sources -------------------------------------------------------------------
+
+    def ingested_source_by_sha(self, sha256: str) -> SourceRow | None:
+        row = self.db.execute(
+            "SELECT * FROM sources WHERE sha256 = ? AND status = 'ingested'", (sha256,)
+        ).fetchone()
+        return _source(row) if row else None
+
+    def source_by_path_sha(self, path: str, sha256: str | None) -> SourceRow | None:
+        row = self.db.execute(
+            "SELECT * FROM sources WHERE path = ? AND ifnull(sha256, '') = ?",
+            (path, sha256 or ""),
+        ).fetchone()
+        return _source(row) if row else None
+
+    def record_source(
+        self,
+        *,
+        path: str,
+        sha256: str | None,
+        size: int | None,
+        kind: str | None,
+        status: str,
+        error: str | None = None,
+        duplicate_of: int | None = None,
+        page_count: int | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> int:
+        """Insert or update the row for (path, sha256); returns its id. Call in a transaction."""
+        row = self.db.execute(
+            "INSERT INTO sources(path, sha256, size, kind, status, error, duplicate_of,"
+            " page_count, metadata, recorded_at) VALUES (?,?,?,?,?,?,?,?,?,?)"
+            " ON CONFLICT(path, ifnull(sha256, '')) DO UPDATE SET size = excluded.size,"
+            " kind = excluded.kind, status = excluded.status, error = excluded.error,"
+            " duplicate_of = excluded.duplicate_of, page_count = excluded.page_count,"
+            " metadata = excluded.metadata, recorded_at = excluded.recorded_at"
+            " RETURNING id",
+            (
+                path,
+                sha256,
+                size,
+                kind,
+                status,
+                error,
+                duplicate_of,
+                page_count,
+                _dumps(metadata or {}),
+                utc_now(),
+            ),
+        ).fetchone()
+        return int(row[0])
+
+    def sources(self) -> list[SourceRow]:
+        rows = self.db.execute("SELECT * FROM sources ORDER BY id").fetchall()
+        return [_source(r) for r in rows]
+
+    # ----- pages ---------------------------------------------------------------------
+
+    def add_page(self, source_id: int, page: dict[str, Any]) -> str:
+        """Store one analysed page and the dates found on it; returns its page id.
+
+        Page ids follow the row id, which SQLite assigns as max+1: a rolled-back
+        transaction consumes no number, so ids stay gapless across crashes.
+        """
+        row_id = self.db.execute(
+            "INSERT INTO pages(page_id, source_id, page_number, text, text_source, char_count,"
+            " ocr_engine, ocr_lang, ocr_confidence, ocr_rotation, ocr_skew, orientation_method,"
+            " page_sha256, width_pt, height_pt, marker_number, marker_total, marker_text,"
+            " metadata, error)"
+            " VALUES ('pending', ?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id",
+            (
+                source_id,
+                page["page_number"],
+                page["text"],
+                page["text_source"],
+                len(page["text"]),
+                page.get("ocr_engine"),
+                page.get("ocr_lang"),
+                page.get("ocr_confidence"),
+                page.get("ocr_rotation"),
+                page.get("ocr_skew"),
+                page.get("orientation_method"),
+                page.get("page_sha256"),
+                page.get("width_pt"),
+                page.get("height_pt"),
+                page.get("marker_number"),
+                page.get("marker_total"),
+                page.get("marker_text"),
+                _dumps(page.get("metadata") or {}),
+                page.get("error"),
+            ),
+        ).fetchone()[0]
+        page_id = format_page_id(self.prefix_cached, row_id)
+        self.db.execute("UPDATE pages SET page_id = ? WHERE id = ?", (page_id, row_id))
+        self.db.executemany(
+            "INSERT INTO page_dates(page_row, start, end, original, calendar, iso)"
+            " VALUES (?,?,?,?,?,?)",
+            [
+                (row_id, d["start"], d["end"], d["original"], d["calendar"], d["iso"])
+                for d in page.get("dates", ())
+            ],
+        )
+        return page_id
+
+    @property
+    def prefix_cached(self) -> str:
+        cached = getattr(self, "_prefix", None)
+        if cached is None:
+            cached = self._prefix = self.prefix
+        return cached
+
+    def page_rows(self) -> Iterator[sqlite3.Row]:
+        """Every page with its source's path and hash, in page-id order (streamed)."""
+        yield from self.db.execute(
+            "SELECT p.*, s.path AS source_path, s.sha256 AS source_sha256"
+            " FROM pages p JOIN sources s ON s.id = p.source_id ORDER BY p.id"
+        )
+
+    def page_row(self, page_id: str) -> sqlite3.Row:
+        row = self.db.execute(
+            "SELECT p.*, s.path AS source_path, s.sha256 AS source_sha256,"
+            " s.metadata AS source_metadata"
+            " FROM pages p JOIN sources s ON s.id = p.source_id WHERE p.page_id = ?",
+            (page_id.upper(),),
+        ).fetchone()
+        if row is None:
+            raise UsageError(f"no page {page_id!r} in this case (ids look like {self.prefix}-000001)")
+        return row
+
+    def page_dates(self, page_row_id: int) -> list[dict[str, Any]]:
+        rows = self.db.execute(
+            "SELECT start, end, original, calendar, iso FROM page_dates"
+            " WHERE page_row = ? ORDER BY start",
+            (page_row_id,),
+        ).fetchall()
+        return [dict(r) for r in rows]
+
+    def counts(self) -> dict[str, Any]:
+        """Totals for ``workbench status``."""
+        sources = dict(
+            self.db.execute("SELECT status, count(*) FROM sources GROUP BY status").fetchall()
+        )
+        by_text = dict(
+            self.db.execute(
+                "SELECT text_source, count(*) FROM pages GROUP BY text_source"
+            ).fetchall()
+        )
+        pages = self.db.execute("SELECT count(*) FROM pages").fetchone()[0]
+        page_errors = self.db.execute(
+            "SELECT count(*) FROM pages WHERE error IS NOT NULL"
+        ).fetchone()[0]
+        return {
+            "case": str(self.root),
+            "prefix": self.prefix,
+            "languages": self.languages,
+            "sources": sum(sources.values()),
+            "sources_ingested": sources.get("ingested", 0),
+            "sources_duplicate": sources.get("duplicate", 0),
+            "sources_failed": sources.get("failed", 0),
+            "pages": pages,
+            "pages_by_text_source": {k: by_text.get(k, 0) for k in ("layer", "ocr", "none")},
+            "pages_with_errors": page_errors,
+        }
+
+
+def _connect(database: Path) -> sqlite3.Connection:
+    try:
+        connection = sqlite3.connect(
+            database, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None
+        )
+        connection.row_factory = sqlite3.Row
+        mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if mode.lower() != "wal":
+            raise CaseError(f"{database}: cannot switch the case database to WAL mode ({mode})")
+        connection.execute("PRAGMA synchronous = NORMAL")
+        connection.execute("PRAGMA foreign_keys = ON")
+        connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.DatabaseError as error:
+        raise CaseError(f"{database}: not a usable case database ({error})") from error
+    return connection
+
+
+def _split_sql(script: str) -> list[str]:
+    return [s.strip() for s in script.split(";") if s.strip()]
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+def _source(row: sqlite3.Row) -> SourceRow:
+    return SourceRow(
+        id=row["id"],
+        path=row["path"],
+        sha256=row["sha256"],
+        size=row["size"],
+        kind=row["kind"],
+        status=row["status"],
+        error=row["error"],
+        duplicate_of=row["duplicate_of"],
+        page_count=row["page_count"],
+        metadata=json.loads(row["metadata"] or "{}"),
+        recorded_at=row["recorded_at"],
+    )

@@ -1,0 +1,91 @@
+"""Read-only views of the case as plain dicts: what ``sources``, ``pages`` and ``show`` print.
+
+The JSON keys here are an interface (scripts and newsroom tooling read them): add keys,
+never rename or remove one.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from typing import Any
+
+from workbench.store import Case
+
+
+def source_records(case: Case) -> list[dict[str, Any]]:
+    paths = {s.id: s.path for s in case.sources()}
+    return [
+        {
+            "path": s.path,
+            "sha256": s.sha256,
+            "size": s.size,
+            "kind": s.kind,
+            "pages": s.page_count,
+            "status": s.status,
+            "error": s.error,
+            "duplicate_of": paths.get(s.duplicate_of) if s.duplicate_of else None,
+            "recorded_at": s.recorded_at,
+        }
+        for s in case.sources()
+    ]
+
+
+def _page_summary(row: sqlite3.Row) -> dict[str, Any]:
+    return {
+        "page_id": row["page_id"],
+        "source_path": row["source_path"],
+        "source_sha256": row["source_sha256"],
+        "page_number": row["page_number"],
+        "text_source": row["text_source"],
+        "ocr_confidence": row["ocr_confidence"],
+        "char_count": row["char_count"],
+        "page_sha256": row["page_sha256"],
+        "ocr_lang": row["ocr_lang"],
+        "rotation_applied": row["ocr_rotation"],
+        "marker": (
+            None
+            if row["marker_number"] is None
+            else {"number": row["marker_number"], "total": row["marker_total"]}
+        ),
+        "error": row["error"],
+    }
+
+
+def page_records(case: Case) -> Iterator[dict[str, Any]]:
+    for row in case.page_rows():
+        yield _page_summary(row)
+
+
+def page_detail(case: Case, page_id: str) -> dict[str, Any]:
+    row = case.page_row(page_id)
+    record = _page_summary(row)
+    record.update(
+        {
+            "text": row["text"],
+            "width_pt": row["width_pt"],
+            "height_pt": row["height_pt"],
+            "ocr": {
+                "engine": row["ocr_engine"],
+                "lang": row["ocr_lang"],
+                "confidence": row["ocr_confidence"],
+                "rotation": row["ocr_rotation"],
+                "skew": row["ocr_skew"],
+                "orientation_method": row["orientation_method"],
+            },
+            "page_marker": (
+                None
+                if row["marker_number"] is None
+                else {
+                    "number": row["marker_number"],
+                    "total": row["marker_total"],
+                    "text": row["marker_text"],
+                }
+            ),
+            "dates": case.page_dates(row["id"]),
+            "metadata": json.loads(row["metadata"]),
+            "source_metadata": json.loads(row["source_metadata"]),
+        }
+    )
+    return record
