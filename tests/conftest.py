@@ -59,6 +59,11 @@ def small_trove(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+def trove_inputs(trove: Path) -> list[str]:
+    """The document folders of a generated trove (its ground_truth.json is not a document)."""
+    return [str(trove / name) for name in ("born_digital", "scans", "loose")]
+
+
 @pytest.fixture(scope="session")
 def ground_truth(small_trove: Path) -> dict:
     return json.loads((small_trove / "ground_truth.json").read_text(encoding="utf-8"))
@@ -73,7 +78,7 @@ def ingested_small_trove(
 
     case_dir = tmp_path_factory.mktemp("case") / "case"
     with Case.open(case_dir, create=True) as case:
-        report = ingest(case, [str(small_trove)], lang="fas+eng", jobs=2)
+        report = ingest(case, trove_inputs(small_trove), lang="fas+eng", jobs=2)
     return case_dir, report
 
 

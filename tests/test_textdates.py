@@ -511,10 +511,16 @@ def test_named_month_dates_split_over_lines_by_rtl_extraction() -> None:
         ("ص ۲ از ۵", "ص ۲ از ۵", 2, 5),
         ("صفحة ٢ من ٥", "صفحة ٢ من ٥", 2, 5),
         ("- footer - صفحه ۱۰ از ۱۲", "صفحه ۱۰ از ۱۲", 10, 12),
+        ("صفحه | از ۴", "صفحه | از ۴", 1, 4),  # OCR's readings of the Persian one
+        ("صفحه ا از ۳", "صفحه ا از ۳", 1, 3),
+        ("صفحه ۲ از !", None, None, None),  # 2 of 1 is not a marker
     ],
 )
-def test_page_markers(text: str, original: str, number: int, total: int) -> None:
+def test_page_markers(text: str, original: str | None, number: int, total: int) -> None:
     marker = find_page_marker(f"متن صفحه\n{text}\n")
+    if original is None:
+        assert marker is None
+        return
     assert marker is not None
     assert (marker.original, marker.number, marker.total) == (original, number, total)
     full = f"متن صفحه\n{text}\n"

@@ -6,6 +6,7 @@ EXIF. Each fact is extracted here and only here; the pipeline stores what this r
 
 from __future__ import annotations
 
+import contextlib
 import re
 import xml.etree.ElementTree as ElementTree
 from typing import Any
@@ -129,10 +130,9 @@ def image_exif(image: Image.Image) -> dict[str, str]:
         return {}
     values: dict[str, str] = {}
     tags = dict(exif.items())
-    try:
+    # a broken Exif sub-IFD: keep what the main IFD gave
+    with contextlib.suppress(Exception):
         tags.update(exif.get_ifd(ExifTags.IFD.Exif).items())
-    except Exception:  # a broken Exif sub-IFD: keep what the main IFD gave
-        pass
     for tag, value in tags.items():
         name = ExifTags.TAGS.get(tag)
         if name in _EXIF_WANTED:
@@ -156,9 +156,18 @@ def pdf_page_metadata(page: pymupdf.Page) -> dict[str, Any]:
             }
         )
     images = []
-    for xref, _smask, width, height, bpc, colorspace, _alt, _name, image_filter, *_ in (
-        page.get_images(full=True)
-    ):
+    for (
+        xref,
+        _smask,
+        width,
+        height,
+        bpc,
+        colorspace,
+        _alt,
+        _name,
+        image_filter,
+        *_,
+    ) in page.get_images(full=True):
         images.append(
             {
                 "xref": xref,

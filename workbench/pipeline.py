@@ -407,4 +407,3 @@ def _shutdown(pool: ProcessPoolExecutor) -> None:
             process.kill()
     for process in processes:
         process.join(timeout=5)
-

@@ -79,7 +79,7 @@ def sha256_file(path: str | os.PathLike[str]) -> tuple[str, int]:
 
 
 def identify(path: str | os.PathLike[str]) -> str:
-    """Return "pdf" or "image" from the file's first bytes, or raise SourceError saying what it is."""
+    """ "pdf" or "image" from the file's first bytes; else SourceError saying what it is."""
     with open(path, "rb") as handle:
         head = handle.read(2048)
     if not head:
@@ -131,7 +131,9 @@ def open_pdf(path: str, passwords: tuple[str, ...] = ()) -> tuple[pymupdf.Docume
         repaired = doc.is_repaired
         doc.close()
         if repaired:
-            raise SourceError(path, "damaged: no page could be recovered (truncated or broken file)")
+            raise SourceError(
+                path, "damaged: no page could be recovered (truncated or broken file)"
+            )
         raise SourceError(path, "the PDF has no pages")
     return doc, used
 
@@ -194,10 +196,8 @@ class PageReadError(Exception):
 
 def analyse_page(job: PageJob) -> dict[str, Any]:
     """Text, provenance, fingerprint, metadata, dates and marker of one page."""
-    if job.kind == "pdf":
-        page_result = _analyse_pdf_page(job)
-    else:
-        page_result = _analyse_image_page(job)
+    analyse = _analyse_pdf_page if job.kind == "pdf" else _analyse_image_page
+    page_result = analyse(job)
     page_result["page_number"] = job.page_index + 1
     page_result.update(metadata.text_facts(page_result["text"]))
     return page_result
@@ -247,7 +247,7 @@ def _analyse_image_page(job: PageJob) -> dict[str, Any]:
                 f"{frame.mode}:{frame.width}x{frame.height}:".encode() + frame.tobytes()
             ).hexdigest()
             dpi = image.info.get("dpi") or (OCR_DPI, OCR_DPI)
-            gray = _cap_pixels(frame.convert("L"))
+            gray = frame.convert("L")
             gray.info.clear()  # TIFF compression settings must not follow the pixels
     except SourceError:
         raise
@@ -268,7 +268,7 @@ def _analyse_image_page(job: PageJob) -> dict[str, Any]:
             "dpi": [dpi_x, dpi_y],
         },
     }
-    result.update(_ocr(gray, job.lang))
+    result.update(_ocr(_to_ocr_resolution(gray, min(dpi_x, dpi_y)), job.lang))
     return result
 
 
@@ -336,11 +336,18 @@ def render_for_ocr(page: pymupdf.Page, dpi: int = OCR_DPI) -> Image.Image:
     return Image.frombytes("L", (pixmap.width, pixmap.height), pixmap.samples)
 
 
-def _cap_pixels(image: Image.Image) -> Image.Image:
-    pixels = image.width * image.height
-    if pixels <= MAX_RENDER_PIXELS:
+def _to_ocr_resolution(image: Image.Image, dpi: float) -> Image.Image:
+    """Scale a scan taken below 300 dpi up to it (at most 2x), within the pixel cap.
+
+    Measured on the fixture scans at 200 dpi: Persian page markers and digits read
+    wrong at 200 dpi read right once enlarged to 300.
+    """
+    scale = min(OCR_DPI / dpi, 2.0) if 0 < dpi < OCR_DPI * 0.9 else 1.0
+    pixels = image.width * image.height * scale * scale
+    if pixels > MAX_RENDER_PIXELS:
+        scale = math.sqrt(MAX_RENDER_PIXELS / (image.width * image.height))
+    if abs(scale - 1.0) < 0.05:
         return image
-    scale = math.sqrt(MAX_RENDER_PIXELS / pixels)
     size = (max(int(image.width * scale), 1), max(int(image.height * scale), 1))
     return image.resize(size, Image.Resampling.LANCZOS)
 

@@ -349,7 +349,9 @@ class Case:
             (page_id.upper(),),
         ).fetchone()
         if row is None:
-            raise UsageError(f"no page {page_id!r} in this case (ids look like {self.prefix}-000001)")
+            raise UsageError(
+                f"no page {page_id!r} in this case (ids look like {self.prefix}-000001)"
+            )
         return row
 
     def page_dates(self, page_row_id: int) -> list[dict[str, Any]]:
@@ -390,9 +392,7 @@ class Case:
 
 def _connect(database: Path) -> sqlite3.Connection:
     try:
-        connection = sqlite3.connect(
-            database, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None
-        )
+        connection = sqlite3.connect(database, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
         connection.row_factory = sqlite3.Row
         mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if mode.lower() != "wal":

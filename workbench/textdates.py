@@ -31,8 +31,9 @@ Date forms found by :func:`find_dates` (digits may be ASCII, Persian ۰-۹ or Ar
   ``Sunday, 3 August 2014``) is part of the span, together with the comma after it.
 
 Not found on purpose: two-digit years (``۹۳/۵/۱۲``), month-year without a day, dates
-written in words, dates split over more than one line break between two parts
-(one break is allowed: PDF text layers break Persian lines at digits), ambiguous numeric D/M/Y vs M/D/Y.
+written in words, dates split over more than one line break between two parts (one
+break is allowed: PDF text layers break Persian lines at digits), ambiguous numeric
+D/M/Y vs M/D/Y.
 
 Calendars:
 
@@ -536,8 +537,11 @@ _PAGE_EN = re.compile(
 # also lets the Arabic article in "الصفحة" in.
 _PAGE_FA = re.compile(
     rf"ص{_JOIN}(?:{_name_pattern('فحه')}(?:{_GAP}[{_LETTER_VARIANTS['ی']}])?)?\.?"
-    rf"{_H}*:?{_H}*(?P<n>\d{{1,5}}){_H}*(?:از|من|/){_H}*(?P<t>\d{{1,5}})(?!\d)"
+    rf"{_H}*:?{_H}*(?P<n>\d{{1,5}}|[|!lIا]){_H}*(?:از|من|/){_H}*(?P<t>\d{{1,5}}|[|!lIا])(?!\d)"
 )
+# OCR reads the Persian one "۱", a bare vertical stroke, as "|", "!", "l", "I" or alef
+# "ا"; in a Persian page marker nothing else can stand there.
+_OCR_ONE = str.maketrans({"|": "1", "!": "1", "l": "1", "I": "1", "ا": "1"})
 
 _HAS_YEAR = re.compile(r"\d{4}")
 _HAS_LATIN = re.compile(r"[A-Za-z]{3}")
@@ -709,7 +713,7 @@ def find_page_marker(text: str) -> PageMarker | None:
     best: tuple[int, int, int, int] | None = None  # start, end, number, total
     for pattern in (_PAGE_EN, _PAGE_FA):
         for m in pattern.finditer(text):
-            n, t = int(m["n"]), int(m["t"])
+            n, t = int(m["n"].translate(_OCR_ONE)), int(m["t"].translate(_OCR_ONE))
             if t == 0 or n == 0 or n > t:
                 continue
             start = m.start()
