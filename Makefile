@@ -37,7 +37,7 @@ system-deps:
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
 	$(BIN)/pip install -q -e '.[dev]'
 	@touch $(STAMP)
 
@@ -56,7 +56,7 @@ format: setup
 # with Persian + English OCR, then show the case.
 demo: setup
 	@[ -f $(DEMO)/trove/ground_truth.json ] || $(BIN)/python -m fixtures.generate $(DEMO)/trove --pages 700 --scanned 30
-	$(BIN)/workbench --case $(DEMO)/case ingest $(DEMO)/trove --lang fas+eng
+	$(BIN)/workbench --case $(DEMO)/case ingest $(DEMO)/trove/born_digital $(DEMO)/trove/scans $(DEMO)/trove/loose --lang fas+eng
 	$(BIN)/workbench --case $(DEMO)/case status
 
 bench: setup

@@ -182,3 +182,29 @@ def test_pages_json_has_the_documented_keys(ingested_small_trove):
     ):
         assert key in record
     json.dumps(record)
+
+
+def test_a_file_changed_during_ingest_is_not_committed(small_trove, tmp_path):
+    """Custody: pages read from a file that changed after it was hashed are not stored."""
+    from workbench.pipeline import IngestObserver
+
+    source = sorted((small_trove / "born_digital").rglob("*.pdf"))[0]
+    target = tmp_path / "moving.pdf"
+    shutil.copy(source, target)
+
+    class TamperOnFirstPage(IngestObserver):
+        done = False
+
+        def page_done(self, pages_done: int, total_pages: int) -> None:
+            if not self.done:
+                with open(target, "ab") as handle:
+                    handle.write(b"\n% appended after hashing\n")
+                self.done = True
+
+    with Case.open(tmp_path / "case", create=True) as case:
+        report = ingest(case, [str(target)], jobs=1, observer=TamperOnFirstPage())
+        assert case.counts()["pages"] == 0
+        [source_row] = case.sources()
+    assert report.failures == [(str(target), source_row.error)]
+    assert "changed while it was being ingested" in source_row.error
+    assert source_row.status == "failed"

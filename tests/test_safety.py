@@ -70,3 +70,15 @@ def test_the_strace_check_does_catch_a_socket(tmp_path: Path) -> None:
 
 def _internet_sockets(trace: Path) -> list[str]:
     return [line for line in trace.read_text().splitlines() if re.search(r"AF_INET6?\b", line)]
+
+
+def test_the_core_never_imports_the_ui() -> None:
+    """The library core stays importable without Textual or Rich (the app is a face on top)."""
+    program = (
+        "import sys\n"
+        "import workbench.pipeline, workbench.store, workbench.views, workbench.metadata\n"
+        "import workbench.readers, workbench.ocr, workbench.textdates, workbench.quality\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('textual', 'rich')]\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", program], check=True, env=subprocess_env())

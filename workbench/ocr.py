@@ -583,6 +583,8 @@ def _orient(
     prior = osd.rotation if osd is not None and osd.rotation in candidates else candidates[0]
 
     crop = _trial_crop(work, mask)
+    if osd is not None and osd.script_confidence >= OSD_MIN_SCRIPT_CONFIDENCE:
+        lang = languages_for_script(lang, osd.script)  # fewer models: a faster trial
     scores = {}
     for rotation in candidates:
         data = _run(

@@ -70,7 +70,7 @@ class _PreparedFile:
     kind: str | None = None
     page_count: int = 0
     password: str | None = None
-    file_metadata: dict[str, Any] = field(default_factory=dict)
+    stat_signature: tuple[int, int] | None = None  # (size, mtime_ns) when hashed
     failure: str | None = None
     duplicate_of_path: str | None = None  # same content earlier in this run
     results: dict[int, dict[str, Any]] = field(default_factory=dict)
@@ -133,6 +133,7 @@ def _prepare_all(
     first_path_by_sha: dict[str, str] = {}
     for path in files:
         try:
+            signature = _stat_signature(path)
             sha256, size = readers.sha256_file(path)
         except OSError as error:
             _fail(case, report, observer, path, None, None, f"cannot be read ({error.strerror})")
@@ -144,7 +145,7 @@ def _prepare_all(
             else:
                 _record_duplicate(case, report, path, sha256, size, existing.id, existing.path)
             continue
-        item = _PreparedFile(path=path, sha256=sha256, size=size)
+        item = _PreparedFile(path=path, sha256=sha256, size=size, stat_signature=signature)
         if sha256 in first_path_by_sha:
             item.duplicate_of_path = first_path_by_sha[sha256]
             prepared.append(item)
@@ -159,19 +160,32 @@ def _prepare_all(
 
 
 def _open_for_ingest(item: _PreparedFile, passwords: tuple[str, ...]) -> None:
+    """Identify, open and count pages; the metadata is read only at commit time, so a
+    trove of many files holds nothing large in memory while its pages are analysed."""
     item.kind = readers.identify(item.path)
     if item.kind == "pdf":
         doc, item.password = readers.open_pdf(item.path, passwords)
-        try:
-            item.page_count = doc.page_count
-            item.file_metadata = metadata.pdf_file_metadata(doc)
-        finally:
-            doc.close()
+        item.page_count = doc.page_count
+        doc.close()
     else:
         with readers.open_image(item.path) as image:
-            item.file_metadata = metadata.image_file_metadata(image)
-            item.page_count = item.file_metadata["frames"]
-    item.file_metadata["password_used"] = item.password is not None
+            item.page_count = getattr(image, "n_frames", 1)
+
+
+def _file_metadata(item: _PreparedFile, pages: list[dict[str, Any]]) -> dict[str, Any]:
+    if item.kind == "pdf":
+        passwords = (item.password,) if item.password is not None else ()
+        doc, _ = readers.open_pdf(item.path, passwords)
+        try:
+            found = metadata.pdf_file_metadata(doc)
+        finally:
+            doc.close()
+        found["fonts"] = metadata.fonts_of_file([p.get("metadata", {}) for p in pages])
+    else:
+        with readers.open_image(item.path) as image:
+            found = metadata.image_file_metadata(image)
+    found["password_used"] = item.password is not None
+    return found
 
 
 def _run(
@@ -310,9 +324,15 @@ def _commit(
         _fail(case, report, observer, item.path, item.sha256, item.size, item.failure, item.kind)
         return
     pages = [item.results[i] for i in range(item.page_count)]
-    file_metadata = dict(item.file_metadata)
-    if item.kind == "pdf":
-        file_metadata["fonts"] = metadata.fonts_of_file([p.get("metadata", {}) for p in pages])
+    try:
+        if _stat_signature(item.path) != item.stat_signature:
+            raise SourceError(
+                item.path, "the file changed while it was being ingested; run the ingest again"
+            )
+        file_metadata = _file_metadata(item, pages)
+    except SourceError as error:  # the file changed or vanished since it was opened
+        _fail(case, report, observer, item.path, item.sha256, item.size, error.reason, item.kind)
+        return
     with case.transaction():
         source_id = case.record_source(
             path=item.path,
@@ -335,6 +355,14 @@ def _commit(
             report.page_errors.append((item.path, message))
             observer.page_warning(item.path, message)
     observer.file_done(item.path, len(pages))
+
+
+def _stat_signature(path: str) -> tuple[int, int] | None:
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return stat.st_size, stat.st_mtime_ns
 
 
 def _record_duplicate(
