@@ -17,6 +17,19 @@ from workbench.store import Case
 REPO = Path(__file__).resolve().parent.parent
 CORPUS = REPO.parent / "shared" / "corpus"
 HOSTILE = REPO / "fixtures" / "hostile"
+# The keys of `workbench pages --json` that issue #3 names: an interface, never renamed.
+PAGE_KEYS = frozenset(
+    {
+        "page_id",
+        "source_path",
+        "source_sha256",
+        "page_number",
+        "text_source",
+        "ocr_confidence",
+        "char_count",
+        "page_sha256",
+    }
+)
 
 
 def tesseract_ready(*langs: str) -> bool:

@@ -7,18 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import needs_tesseract
-
-PAGE_KEYS = {
-    "page_id",
-    "source_path",
-    "source_sha256",
-    "page_number",
-    "text_source",
-    "ocr_confidence",
-    "char_count",
-    "page_sha256",
-}
+from tests.conftest import PAGE_KEYS, needs_tesseract
 
 
 @pytest.fixture
