@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from workbench import __version__, views
+from workbench import __version__, index, views
 from workbench.errors import WorkbenchError
 from workbench.pipeline import IngestObserver, IngestReport, ingest
 from workbench.store import Case
@@ -134,6 +134,8 @@ def ingest_command(
         )
     if not quiet:
         click.echo(_summary(report))
+    if report.index_problem:
+        click.echo(f"warning: search index: {report.index_problem}", err=True)
     if report.failures:
         sys.exit(EXIT_SOME_FILES_FAILED)
 
@@ -211,6 +213,91 @@ def show(state: _State, page_id: str, as_json: bool) -> None:
         return
     for line in _describe_page(record):
         click.echo(line)
+
+
+SEARCH_HELP = """Search the page text of the case; best matches first.
+
+\b
+Query language (Whoosh's), with examples:
+  Soleimani                      a word (case, accents and Persian/Arabic letter
+                                 forms, digits and ZWNJ are folded: ي=ی, ك=ک, ۱۳۹۳=1393)
+  "oil minister"                 an exact phrase
+  "oil minister"~5               the words within 5 positions of each other
+  oil AND (minister OR ministry) boolean; a space means AND
+  sanctions NOT iraq             exclude pages
+  recruit*                       wildcard (also ? for one character)
+  Soleimani~                     fuzzy: one edit away (Soleimani~2: two)
+  status:verified                review status (unreviewed, verified, disputed, illegible)
+  source:cables_2014*            the file name (lower case, wildcards allowed)
+  page:3                         page number within its file
+  lang:fas                       page language (fas, ara, eng, und)
+  from:ocr                       where the text came from (layer, ocr, none)
+  date:[2014-01-01 TO 2014-06-30]
+                                 pages whose text gives a date in that range; Jalali
+                                 and Hijri dates count by their Gregorian day
+  date:2014-08                   a whole month (or date:2014, a year)
+  id:WB-000042                   one page
+
+Exit status: 0 results printed (even none); 2 the query cannot be parsed.
+"""
+
+
+@main.command(help=SEARCH_HELP)
+@click.argument("query")
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--offset", type=click.IntRange(min=0), default=0, help="Skip this many hits.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per hit.")
+@click.pass_obj
+def search(state: _State, query: str, limit: int, offset: int, as_json: bool) -> None:
+    with state.open_case() as case:
+        if index.pending(case):
+            try:
+                index.sync(case, timeout=2)
+            except index.IndexBusyError:
+                click.echo("warning: the index is being updated; results may lag", err=True)
+        results = index.search(case, query, limit=limit, offset=offset)
+    if as_json:
+        for hit in results.hits:
+            _print_json(hit.as_json())
+        return
+    tty = sys.stdout.isatty()
+    shown = f"{offset + 1}-{offset + len(results.hits)}" if results.hits else "0"
+    click.echo(f"{results.total} page(s) match; showing {shown}")
+    for hit in results.hits:
+        record = hit.record
+        click.echo(
+            f"{record['page_id']}  {record['status']:<10} p{record['page_number']:<4} "
+            f"{record['source_path']}"
+        )
+        click.echo("    " + _highlight(hit.snippet, hit.snippet_matches, tty))
+
+
+@main.command(name="index")
+@click.option("--rebuild", is_flag=True, help="Rebuild the whole index from the case database.")
+@click.pass_obj
+def index_command(state: _State, rebuild: bool) -> None:
+    """Bring the search index up to date (it normally follows ingest by itself)."""
+    with state.open_case() as case:
+        if rebuild:
+            count = index.rebuild(case)
+            click.echo(f"index rebuilt: {count} page(s)")
+        else:
+            count = index.sync(case)
+            click.echo(f"index up to date ({count} page(s) added or updated)")
+
+
+def _highlight(snippet: str, spans: list[tuple[int, int]], tty: bool) -> str:
+    """Mark matches: bold reverse video on a terminal, [brackets] elsewhere."""
+    start_mark, end_mark = ("\033[1;7m", "\033[0m") if tty else ("[", "]")
+    out, last = [], 0
+    for start, end in sorted(spans):
+        if start < last:
+            continue
+        out.append(snippet[last:start])
+        out.append(start_mark + snippet[start:end] + end_mark)
+        last = end
+    out.append(snippet[last:])
+    return "".join(out)
 
 
 def _describe_page(record: dict[str, Any]) -> Iterator[str]:

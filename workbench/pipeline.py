@@ -22,8 +22,8 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any
 
-from workbench import metadata, readers
-from workbench.errors import SourceError
+from workbench import index, metadata, readers
+from workbench.errors import SourceError, WorkbenchError
 from workbench.readers import PageJob, PageReadError
 from workbench.store import Case
 
@@ -38,8 +38,10 @@ class IngestReport:
     files_duplicate: int = 0
     pages_added: int = 0
     pages_ocr: int = 0
+    pages_indexed: int = 0
     failures: list[tuple[str, str]] = field(default_factory=list)
     page_errors: list[tuple[str, str]] = field(default_factory=list)
+    index_problem: str | None = None  # the search index could not be updated (pages are safe)
 
     @property
     def ok(self) -> bool:
@@ -117,8 +119,19 @@ def ingest(
     observer.started(len(prepared), total_pages)
     if prepared:
         _run(case, prepared, languages, jobs, report, observer, total_pages)
+    _sync_index(case, report)
     observer.finished(report)
     return report
+
+
+def _sync_index(case: Case, report: IngestReport) -> None:
+    """Feed committed pages to the search index; a busy index only delays that."""
+    try:
+        report.pages_indexed += index.sync(case)
+    except WorkbenchError as error:
+        report.index_problem = (
+            f"{error}; the pages are stored, run 'workbench index' to update the search index"
+        )
 
 
 def _prepare_all(
@@ -215,6 +228,8 @@ def _run(
                 _commit(case, files[commit_file], files, report, observer)
                 files[commit_file].results = {}
                 commit_file += 1
+            if report.pages_added - report.pages_indexed >= index.SYNC_BATCH:
+                _sync_index(case, report)
             if commit_file >= len(files):
                 break
             # 2. after a worker crash, re-run the suspect jobs one at a time to find the culprit

@@ -89,6 +89,13 @@ MIGRATIONS: list[str] = [
     CREATE INDEX page_dates_page ON page_dates(page_row);
     CREATE INDEX page_dates_iso ON page_dates(iso);
     """,
+    # 2: pages waiting to be (re)indexed by the search index; drained by index.sync
+    """
+    CREATE TABLE index_queue (
+        page_row  INTEGER PRIMARY KEY REFERENCES pages(id)
+    );
+    INSERT INTO index_queue(page_row) SELECT id FROM pages;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -325,6 +332,7 @@ class Case:
                 for d in page.get("dates", ())
             ],
         )
+        self.db.execute("INSERT OR IGNORE INTO index_queue(page_row) VALUES (?)", (row_id,))
         return page_id
 
     @property
@@ -361,6 +369,59 @@ class Case:
             (page_row_id,),
         ).fetchall()
         return [dict(r) for r in rows]
+
+    # ----- search index feed --------------------------------------------------------
+
+    def index_queue_batch(self, size: int) -> list[int]:
+        rows = self.db.execute(
+            "SELECT page_row FROM index_queue ORDER BY page_row LIMIT ?", (size,)
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def index_queue_done(self, row_ids: list[int]) -> None:
+        with self.transaction():
+            self.db.executemany(
+                "DELETE FROM index_queue WHERE page_row = ?", [(r,) for r in row_ids]
+            )
+
+    def index_queue_done_through(self, high_water: int) -> None:
+        with self.transaction():
+            self.db.execute("DELETE FROM index_queue WHERE page_row <= ?", (high_water,))
+
+    def index_queue_length(self) -> int:
+        return self.db.execute("SELECT count(*) FROM index_queue").fetchone()[0]
+
+    def max_page_row(self) -> int:
+        return self.db.execute("SELECT ifnull(max(id), 0) FROM pages").fetchone()[0]
+
+    def page_row_id_batches(self, size: int) -> Iterator[list[int]]:
+        last = 0
+        while True:
+            rows = self.db.execute(
+                "SELECT id FROM pages WHERE id > ? ORDER BY id LIMIT ?", (last, size)
+            ).fetchall()
+            if not rows:
+                return
+            ids = [r[0] for r in rows]
+            yield ids
+            last = ids[-1]
+
+    def index_rows(self, row_ids: list[int]) -> list[sqlite3.Row]:
+        """Page rows with what the index needs. Review fields come with the review log."""
+        marks = ",".join("?" * len(row_ids))
+        return self.db.execute(
+            "SELECT p.id, p.page_id, p.page_number, p.text, p.text_source, p.ocr_lang,"
+            " s.path AS source_path, 'unreviewed' AS status, NULL AS document_id,"
+            " NULL AS notes FROM pages p JOIN sources s ON s.id = p.source_id"
+            f" WHERE p.id IN ({marks}) ORDER BY p.id",
+            row_ids,
+        ).fetchall()
+
+    def page_date_isos(self, page_row_id: int) -> list[str]:
+        rows = self.db.execute(
+            "SELECT DISTINCT iso FROM page_dates WHERE page_row = ?", (page_row_id,)
+        ).fetchall()
+        return [r[0] for r in rows]
 
     def counts(self) -> dict[str, Any]:
         """Totals for ``workbench status``."""

@@ -32,7 +32,8 @@ def source_records(case: Case) -> list[dict[str, Any]]:
     ]
 
 
-def _page_summary(row: sqlite3.Row) -> dict[str, Any]:
+def page_summary(row: sqlite3.Row) -> dict[str, Any]:
+    """The keys of ``workbench pages --json`` for one page row."""
     return {
         "page_id": row["page_id"],
         "source_path": row["source_path"],
@@ -42,6 +43,8 @@ def _page_summary(row: sqlite3.Row) -> dict[str, Any]:
         "ocr_confidence": row["ocr_confidence"],
         "char_count": row["char_count"],
         "page_sha256": row["page_sha256"],
+        # sqlite3.Row's "in" looks at values, not column names
+        "status": row["status"] if "status" in row.keys() else "unreviewed",  # noqa: SIM118
         "ocr_lang": row["ocr_lang"],
         "rotation_applied": row["ocr_rotation"],
         "marker": (
@@ -55,12 +58,12 @@ def _page_summary(row: sqlite3.Row) -> dict[str, Any]:
 
 def page_records(case: Case) -> Iterator[dict[str, Any]]:
     for row in case.page_rows():
-        yield _page_summary(row)
+        yield page_summary(row)
 
 
 def page_detail(case: Case, page_id: str) -> dict[str, Any]:
     row = case.page_row(page_id)
-    record = _page_summary(row)
+    record = page_summary(row)
     record.update(
         {
             "text": row["text"],
