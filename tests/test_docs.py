@@ -9,7 +9,11 @@ from workbench.cli import main
 def test_every_command_and_option_is_in_the_readme() -> None:
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     missing = []
-    for name, command in main.commands.items():
+    commands = list(main.commands.items())
+    for group_name, group in list(commands):
+        if hasattr(group, "commands"):
+            commands += [(f"{group_name} {n}", c) for n, c in group.commands.items()]
+    for name, command in commands:
         if f"workbench {name}" not in readme and f"`{name}" not in readme:
             missing.append(f"command {name}")
         for param in command.params:
@@ -27,3 +31,51 @@ def test_exit_statuses_are_documented() -> None:
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     for status in ("`0`", "`3`", "`2`", "`4`", "`130`"):
         assert status in readme
+
+
+def test_the_readme_recipe_verifies_an_exported_log(small_trove, tmp_path) -> None:
+    """The README's 'nothing but sha256 and JSON' check works on a real export."""
+    import re
+    import subprocess
+    import sys
+
+    from click.testing import CliRunner
+
+    from workbench.cli import main
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("nothing but sha256 and JSON") :]
+    recipe = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    recipe = recipe.replace('open("log.jsonl"', "open(sys.argv[1]").replace(
+        "import hashlib, json", "import hashlib, json, sys"
+    )
+    script = tmp_path / "check.py"
+    script.write_text(recipe, encoding="utf-8")
+
+    runner = CliRunner()
+    env = {"WORKBENCH_CASE": str(tmp_path / "case"), "WORKBENCH_REVIEWER": "آزاده"}
+    pdfs = sorted((small_trove / "born_digital").rglob("*.pdf"))[:1]
+    assert runner.invoke(main, ["ingest", str(pdfs[0]), "--quiet"], env=env).exit_code == 0
+    runner.invoke(
+        main, ["mark", "WB-000001", "--status", "disputed", "--note", "مهر جعلی"], env=env
+    )
+    runner.invoke(main, ["note", "WB-000001", "checked twice"], env=env)
+    log = tmp_path / "log.jsonl"
+    result = runner.invoke(main, ["export", "--format", "jsonl", "-o", str(log)], env=env)
+    assert result.exit_code == 0, result.stderr
+    head = runner.invoke(main, ["log", "verify"], env=env).stdout.split("chain head")[1].split()[0]
+
+    checked = subprocess.run(
+        [sys.executable, str(script), str(log)], capture_output=True, text=True
+    )
+    assert checked.returncode == 0, checked.stderr
+    assert checked.stdout.strip() == f"chain head {head}"
+    verified = runner.invoke(main, ["log", "verify", "--file", str(log), "--head", head])
+    assert verified.exit_code == 0, verified.stderr
+
+    log.write_text(log.read_text(encoding="utf-8").replace("disputed", "verified"), "utf-8")
+    checked = subprocess.run(
+        [sys.executable, str(script), str(log)], capture_output=True, text=True
+    )
+    assert checked.returncode != 0
+    assert runner.invoke(main, ["log", "verify", "--file", str(log)]).exit_code == 6

@@ -16,13 +16,14 @@ from typing import Any
 
 import click
 
-from workbench import __version__, index, views
-from workbench.errors import WorkbenchError
+from workbench import __version__, index, review, views
+from workbench.errors import UsageError, WorkbenchError
 from workbench.pipeline import IngestObserver, IngestReport, ingest
 from workbench.store import Case
 
 EXIT_SOME_FILES_FAILED = 3
 EXIT_INTERRUPTED = 130
+EXIT_VERIFY_FAILED = 6
 
 
 class _State:
@@ -49,6 +50,11 @@ class WorkbenchGroup(click.Group):
                 err=True,
             )
             sys.exit(EXIT_INTERRUPTED)
+        except click.exceptions.Abort:
+            click.echo("aborted: nothing was changed", err=True)
+            sys.exit(1)
+        except (click.exceptions.ClickException, click.exceptions.Exit):
+            raise
         except Exception as error:  # last resort: one line, never a traceback
             if os.environ.get("WORKBENCH_DEBUG"):
                 raise
@@ -284,6 +290,163 @@ def index_command(state: _State, rebuild: bool) -> None:
         else:
             count = index.sync(case)
             click.echo(f"index up to date ({count} page(s) added or updated)")
+
+
+REVIEWER_OPTION = click.option(
+    "--reviewer", default=None, help="Who decides (else WORKBENCH_REVIEWER or the case's)."
+)
+
+
+@main.command()
+@click.argument("page_ids", nargs=-1)
+@click.option(
+    "--status",
+    required=True,
+    type=click.Choice(review.STATUSES),
+    help="The new status of the pages.",
+)
+@click.option("--note", default=None, help="Why: kept with each page's event.")
+@click.option("--query", "query", default=None, help="Mark every page this search matches.")
+@click.option("--yes", is_flag=True, help="Do not ask to confirm a --query mark.")
+@REVIEWER_OPTION
+@click.pass_obj
+def mark(
+    state: _State,
+    page_ids: tuple[str, ...],
+    status: str,
+    note: str | None,
+    query: str | None,
+    yes: bool,
+    reviewer: str | None,
+) -> None:
+    """Set the review status of pages: ids (WB-000042) and ranges (WB-000010..WB-000014).
+
+    Each change is an event in the hash-chained review log, with the reviewer, the UTC
+    time, the note and the page's SHA-256 at that moment.
+    """
+    with state.open_case() as case:
+        who = review.resolve_reviewer(case, reviewer)
+        targets = review.expand_page_ids(case, page_ids) if page_ids else []
+        if query:
+            _sync_quietly(case)
+            matched = index.matching_page_ids(case, query)
+            click.echo(f"{len(matched)} page(s) match {query!r}", err=True)
+            if matched and not yes:
+                click.confirm(f"mark them {status}?", abort=True, err=True)
+            targets += [p for p in matched if p not in set(targets)]
+        if not targets:
+            raise UsageError("no pages given: name page ids or ranges, or use --query")
+        events = review.mark(case, targets, status, who, note)
+        _sync_quietly(case)
+    click.echo(f"{len(events)} page(s) marked {status} by {who}")
+
+
+@main.command()
+@click.argument("page_id")
+@click.argument("text")
+@REVIEWER_OPTION
+@click.pass_obj
+def note(state: _State, page_id: str, text: str, reviewer: str | None) -> None:
+    """Add a note to a page without changing its status."""
+    with state.open_case() as case:
+        who = review.resolve_reviewer(case, reviewer)
+        [target] = review.expand_page_ids(case, [page_id])
+        review.add_note(case, target, text, who)
+        _sync_quietly(case)
+    click.echo(f"note added to {target} by {who}")
+
+
+@main.command()
+@click.argument("key", type=click.Choice(["reviewer"]))
+@click.argument("value", required=False)
+@click.pass_obj
+def config(state: _State, key: str, value: str | None) -> None:
+    """Show or set a case setting (reviewer: the default reviewer name)."""
+    with state.open_case() as case:
+        if value is None:
+            click.echo(case.get_setting(key) or "")
+            return
+        if not value.strip():
+            raise UsageError(f"{key} cannot be empty")
+        with case.transaction():
+            case.set_setting(key, value.strip())
+    click.echo(f"{key} = {value.strip()}")
+
+
+@main.group()
+def log() -> None:
+    """The review log: verify its hash chain and the custody of the source files."""
+
+
+@log.command(name="verify")
+@click.option(
+    "--file",
+    "jsonl_file",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Verify an exported JSONL log on its own, with no case at hand.",
+)
+@click.option(
+    "--head",
+    default=None,
+    help="With --file: the chain head written down earlier; catches events cut from the end.",
+)
+@click.pass_obj
+def log_verify(state: _State, jsonl_file: str | None, head: str | None) -> None:
+    """Recompute the chain (and re-hash every source file still on disk); print the head.
+
+    Exit status 0 when everything holds, 6 when a link is broken or a file changed.
+    """
+    if jsonl_file:
+        from workbench import export
+
+        report = export.verify_jsonl(jsonl_file, expect_head=head)
+        problems = list(report.problems)
+    else:
+        with state.open_case() as case:
+            report = review.verify_chain(review.iter_events(case))
+            problems = list(report.problems) + review.verify_sources(case)
+            missing = review.missing_sources(case)
+        if missing:
+            click.echo(f"note: {len(missing)} source file(s) are no longer on disk (not checked)")
+    for problem in problems:
+        click.echo(f"BROKEN: {problem}", err=True)
+    click.echo(f"events      {report.events}")
+    click.echo(f"chain head  {report.head}")
+    if problems:
+        sys.exit(EXIT_VERIFY_FAILED)
+    click.echo(
+        "log verified: the chain is intact" + ("" if jsonl_file else " and every file matches")
+    )
+
+
+@main.command(name="export")
+@click.option(
+    "--format",
+    "fmt",
+    required=True,
+    type=click.Choice(["csv", "jsonl", "report", "manifest"]),
+    help="csv: one row per page; jsonl: the full review log; report: readable HTML; "
+    "manifest: an OPT-like page manifest.",
+)
+@click.option(
+    "-o", "--output", "output", required=True, type=click.Path(dir_okay=False), help="File."
+)
+@click.pass_obj
+def export_command(state: _State, fmt: str, output: str) -> None:
+    """Export the verification record; the file is replaced atomically."""
+    from workbench import export
+
+    with state.open_case() as case:
+        summary = export.export(case, fmt, output)
+    click.echo(summary)
+
+
+def _sync_quietly(case: Case) -> None:
+    try:
+        index.sync(case, timeout=5)
+    except WorkbenchError as error:
+        click.echo(f"warning: search index not updated ({error})", err=True)
 
 
 def _highlight(snippet: str, spans: list[tuple[int, int]], tty: bool) -> str:

@@ -315,6 +315,15 @@ def search(case: Case, text: str, *, limit: int = 20, offset: int = 0) -> Search
         return SearchResults(query=text, total=results.total, offset=offset, hits=hits)
 
 
+def matching_page_ids(case: Case, text: str) -> list[str]:
+    """Every page id a query matches, in page-id order (for bulk marking)."""
+    query = parse_query(text)
+    ix = open_or_create(case)
+    with ix.searcher() as searcher:
+        results = searcher.search(query, limit=None)
+        return sorted(hit["page_id"] for hit in results)
+
+
 def count_by_status(case: Case, text: str) -> dict[str, int]:
     """How many pages a query matches, per review status (for the app's filter bar)."""
     query = parse_query(text)

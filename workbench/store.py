@@ -96,9 +96,55 @@ MIGRATIONS: list[str] = [
     );
     INSERT INTO index_queue(page_row) SELECT id FROM pages;
     """,
+    # 3: the review log (append-only, hash-chained) and the state derived from it
+    """
+    CREATE TABLE review_events (
+        seq          INTEGER PRIMARY KEY,
+        kind         TEXT NOT NULL,
+        page_id      TEXT,
+        document_id  TEXT,
+        old_status   TEXT,
+        new_status   TEXT,
+        reviewer     TEXT NOT NULL CHECK (length(trim(reviewer)) > 0),
+        at           TEXT NOT NULL,
+        note         TEXT,
+        page_sha256  TEXT,
+        payload      TEXT NOT NULL DEFAULT '{}',
+        prev_hash    TEXT NOT NULL,
+        hash         TEXT NOT NULL UNIQUE
+    );
+    CREATE INDEX review_events_page ON review_events(page_id);
+    CREATE TRIGGER review_events_no_update BEFORE UPDATE ON review_events
+    BEGIN SELECT RAISE(ABORT, 'the review log is append-only: events cannot be changed'); END;
+    CREATE TRIGGER review_events_no_delete BEFORE DELETE ON review_events
+    BEGIN SELECT RAISE(ABORT, 'the review log is append-only: events cannot be deleted'); END;
+    CREATE TABLE page_review (
+        page_row     INTEGER PRIMARY KEY REFERENCES pages(id),
+        status       TEXT NOT NULL DEFAULT 'unreviewed',
+        reviewer     TEXT,
+        reviewed_at  TEXT,
+        notes        TEXT NOT NULL DEFAULT '',
+        document_id  TEXT
+    );
+    CREATE TABLE documents (
+        id             TEXT PRIMARY KEY,
+        title          TEXT,
+        date_iso       TEXT,
+        date_jalali    TEXT,
+        date_original  TEXT,
+        claimed_pages  INTEGER,
+        created_by     TEXT NOT NULL,
+        created_at     TEXT NOT NULL
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
+
+_REVIEW_COLUMNS = (
+    "ifnull(r.status, 'unreviewed') AS status, r.reviewer, r.reviewed_at,"
+    " r.document_id, ifnull(r.notes, '') AS notes"
+)
 
 
 def utc_now() -> str:
@@ -345,15 +391,17 @@ class Case:
     def page_rows(self) -> Iterator[sqlite3.Row]:
         """Every page with its source's path and hash, in page-id order (streamed)."""
         yield from self.db.execute(
-            "SELECT p.*, s.path AS source_path, s.sha256 AS source_sha256"
-            " FROM pages p JOIN sources s ON s.id = p.source_id ORDER BY p.id"
+            f"SELECT p.*, s.path AS source_path, s.sha256 AS source_sha256, {_REVIEW_COLUMNS}"
+            " FROM pages p JOIN sources s ON s.id = p.source_id"
+            " LEFT JOIN page_review r ON r.page_row = p.id ORDER BY p.id"
         )
 
     def page_row(self, page_id: str) -> sqlite3.Row:
         row = self.db.execute(
             "SELECT p.*, s.path AS source_path, s.sha256 AS source_sha256,"
-            " s.metadata AS source_metadata"
-            " FROM pages p JOIN sources s ON s.id = p.source_id WHERE p.page_id = ?",
+            f" s.metadata AS source_metadata, {_REVIEW_COLUMNS}"
+            " FROM pages p JOIN sources s ON s.id = p.source_id"
+            " LEFT JOIN page_review r ON r.page_row = p.id WHERE p.page_id = ?",
             (page_id.upper(),),
         ).fetchone()
         if row is None:
@@ -369,6 +417,55 @@ class Case:
             (page_row_id,),
         ).fetchall()
         return [dict(r) for r in rows]
+
+    # ----- review state (derived from the review log) ---------------------------------
+
+    def existing_page_ids(self, page_ids: list[str]) -> set[str]:
+        found: set[str] = set()
+        for start in range(0, len(page_ids), 500):
+            chunk = page_ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            found.update(
+                r[0]
+                for r in self.db.execute(
+                    f"SELECT page_id FROM pages WHERE page_id IN ({marks})", chunk
+                )
+            )
+        return found
+
+    def review_state(self, page_id: str) -> dict[str, Any]:
+        row = self.db.execute(
+            "SELECT p.id AS page_row, p.page_sha256, ifnull(r.status, 'unreviewed') AS status,"
+            " r.document_id FROM pages p LEFT JOIN page_review r ON r.page_row = p.id"
+            " WHERE p.page_id = ?",
+            (page_id,),
+        ).fetchone()
+        if row is None:
+            raise UsageError(f"no page {page_id!r} in this case")
+        return dict(row)
+
+    def apply_review(self, page_row: int, event: dict[str, Any]) -> None:
+        """Fold one review event into ``page_review`` and queue the page for the index."""
+        self.db.execute("INSERT OR IGNORE INTO page_review(page_row) VALUES (?)", (page_row,))
+        if event.get("new_status"):
+            self.db.execute(
+                "UPDATE page_review SET status = ?, reviewer = ?, reviewed_at = ?"
+                " WHERE page_row = ?",
+                (event["new_status"], event["reviewer"], event["at"], page_row),
+            )
+        if event.get("note"):
+            line = f"[{event['at']} {event['reviewer']}] {event['note']}"
+            self.db.execute(
+                "UPDATE page_review SET notes = CASE WHEN notes = '' THEN ? "
+                "ELSE notes || char(10) || ? END WHERE page_row = ?",
+                (line, line, page_row),
+            )
+        if "document_id" in event and event.get("kind") == "document":
+            self.db.execute(
+                "UPDATE page_review SET document_id = ? WHERE page_row = ?",
+                (event["document_id"], page_row),
+            )
+        self.db.execute("INSERT OR IGNORE INTO index_queue(page_row) VALUES (?)", (page_row,))
 
     # ----- search index feed --------------------------------------------------------
 
@@ -407,12 +504,13 @@ class Case:
             last = ids[-1]
 
     def index_rows(self, row_ids: list[int]) -> list[sqlite3.Row]:
-        """Page rows with what the index needs. Review fields come with the review log."""
+        """Page rows with what the index needs, review state included."""
         marks = ",".join("?" * len(row_ids))
         return self.db.execute(
             "SELECT p.id, p.page_id, p.page_number, p.text, p.text_source, p.ocr_lang,"
-            " s.path AS source_path, 'unreviewed' AS status, NULL AS document_id,"
-            " NULL AS notes FROM pages p JOIN sources s ON s.id = p.source_id"
+            " s.path AS source_path, ifnull(r.status, 'unreviewed') AS status,"
+            " r.document_id, r.notes FROM pages p JOIN sources s ON s.id = p.source_id"
+            " LEFT JOIN page_review r ON r.page_row = p.id"
             f" WHERE p.id IN ({marks}) ORDER BY p.id",
             row_ids,
         ).fetchall()
@@ -468,7 +566,15 @@ def _connect(database: Path) -> sqlite3.Connection:
 
 
 def _split_sql(script: str) -> list[str]:
-    return [s.strip() for s in script.split(";") if s.strip()]
+    """Statements of a migration script (triggers hold ';' inside BEGIN ... END)."""
+    statements, current = [], ""
+    for piece in script.split(";"):
+        current += piece + ";"
+        if sqlite3.complete_statement(current):
+            if current.strip(" \n;"):
+                statements.append(current.strip())
+            current = ""
+    return statements
 
 
 def _dumps(value: Any) -> str:

@@ -43,8 +43,10 @@ def page_summary(row: sqlite3.Row) -> dict[str, Any]:
         "ocr_confidence": row["ocr_confidence"],
         "char_count": row["char_count"],
         "page_sha256": row["page_sha256"],
-        # sqlite3.Row's "in" looks at values, not column names
-        "status": row["status"] if "status" in row.keys() else "unreviewed",  # noqa: SIM118
+        "status": row["status"],
+        "reviewer": row["reviewer"],
+        "reviewed_at": row["reviewed_at"],
+        "document_id": row["document_id"],
         "ocr_lang": row["ocr_lang"],
         "rotation_applied": row["ocr_rotation"],
         "marker": (
@@ -67,6 +69,7 @@ def page_detail(case: Case, page_id: str) -> dict[str, Any]:
     record.update(
         {
             "text": row["text"],
+            "notes": row["notes"],
             "width_pt": row["width_pt"],
             "height_pt": row["height_pt"],
             "ocr": {
