@@ -8,14 +8,15 @@ STAMP  := $(VENV)/.installed-stamp
 DEMO   ?= build/demo
 
 APT_PACKAGES := tesseract-ocr tesseract-ocr-eng tesseract-ocr-fas tesseract-ocr-ara \
-                tesseract-ocr-osd strace fonts-noto-core fonts-farsiweb
+                tesseract-ocr-osd strace fonts-noto-core fonts-farsiweb chromium
 
 .PHONY: setup system-deps test demo bench bench-quick lint format clean
 
 setup: system-deps $(STAMP)
 
 # Tesseract 5 with eng/fas/ara (+osd for orientation), strace for the no-network test,
-# and the Persian fonts the fixture generator typesets with.
+# the Persian fonts the fixture generator typesets with, and chromium, in which a test
+# renders the HTML report.
 system-deps:
 	@missing=""; \
 	command -v tesseract >/dev/null 2>&1 || missing="yes"; \
@@ -23,6 +24,7 @@ system-deps:
 	  tesseract --list-langs 2>/dev/null | grep -qx "$$lang" || missing="yes"; \
 	done; \
 	command -v strace >/dev/null 2>&1 || missing="yes"; \
+	command -v chromium >/dev/null 2>&1 || missing="yes"; \
 	[ -f /usr/share/fonts/truetype/noto/NotoNaskhArabic-Regular.ttf ] || missing="yes"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = "0" ]; then \
