@@ -50,6 +50,10 @@ class WorkbenchGroup(click.Group):
                 err=True,
             )
             sys.exit(EXIT_INTERRUPTED)
+        except BrokenPipeError:  # `workbench pages | head`: the reader left, stop quietly
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            sys.exit(0)
         except click.exceptions.Abort:
             click.echo("aborted: nothing was changed", err=True)
             sys.exit(1)
@@ -418,6 +422,112 @@ def log_verify(state: _State, jsonl_file: str | None, head: str | None) -> None:
     click.echo(
         "log verified: the chain is intact" + ("" if jsonl_file else " and every file matches")
     )
+
+
+@main.group()
+def doc() -> None:
+    """Group pages into documents (a cable over several pages), or let workbench suggest."""
+
+
+@doc.command(name="add")
+@click.option("--pages", "pages", required=True, help="Ids and ranges: WB-000010..WB-000014.")
+@click.option("--title", default=None, help="A title, e.g. the cable's serial.")
+@click.option(
+    "--date",
+    "date",
+    default=None,
+    help="Gregorian 2014-08-03 or Jalali 1393/05/12 (or ۱۳۹۳/۰۵/۱۲).",
+)
+@click.option(
+    "--claimed-pages",
+    type=click.IntRange(min=1),
+    default=None,
+    help="How many pages the document says it has ('page X of Y').",
+)
+@REVIEWER_OPTION
+@click.pass_obj
+def doc_add(
+    state: _State,
+    pages: str,
+    title: str | None,
+    date: str | None,
+    claimed_pages: int | None,
+    reviewer: str | None,
+) -> None:
+    """Make the pages one document; recorded in the review log."""
+    from workbench import documents
+
+    with state.open_case() as case:
+        who = review.resolve_reviewer(case, reviewer)
+        page_ids = review.expand_page_ids(case, [pages])
+        record = documents.add_document(
+            case, page_ids, reviewer=who, title=title, date=date, claimed_pages=claimed_pages
+        )
+        _sync_quietly(case)
+    click.echo(_describe_document(record))
+
+
+@doc.command(name="suggest")
+@click.option("--accept", is_flag=True, help="Record every suggestion as a document.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per suggestion.")
+@REVIEWER_OPTION
+@click.pass_obj
+def doc_suggest(state: _State, accept: bool, as_json: bool, reviewer: str | None) -> None:
+    """Propose document boundaries from 'page X of Y' markers, headers and files."""
+    from workbench import documents
+
+    with state.open_case() as case:
+        suggestions = documents.suggest_documents(case)
+        if as_json:
+            for suggestion in suggestions:
+                _print_json(suggestion)
+        else:
+            for suggestion in suggestions:
+                ids = suggestion["page_ids"]
+                span = ids[0] if len(ids) == 1 else f"{ids[0]}..{ids[-1]}"
+                claimed = suggestion["claimed_pages"]
+                click.echo(
+                    f"{span:<22} {len(ids):>3} page(s)"
+                    + (f", claims {claimed}" if claimed else "")
+                    + (f", {suggestion['date']}" if suggestion["date"] else "")
+                    + (f", {suggestion['title']}" if suggestion["title"] else "")
+                    + f"  ({suggestion['reason']})"
+                )
+        if accept and suggestions:
+            who = review.resolve_reviewer(case, reviewer)
+            created = documents.accept_suggestions(case, suggestions, reviewer=who)
+            _sync_quietly(case)
+            click.echo(f"{len(created)} document(s) recorded by {who}", err=as_json)
+        elif not suggestions:
+            click.echo("no suggestions: every page with a boundary clue is grouped", err=as_json)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per document.")
+@click.pass_obj
+def docs(state: _State, as_json: bool) -> None:
+    """The documents of the case, with claimed and actual page counts."""
+    from workbench import documents
+
+    with state.open_case() as case:
+        records = documents.document_records(case)
+    for record in records:
+        click.echo(
+            json.dumps(record, ensure_ascii=False) if as_json else _describe_document(record)
+        )
+
+
+def _describe_document(record: dict[str, Any]) -> str:
+    count = f"{record['actual_pages']} page(s)"
+    if record["claimed_pages"]:
+        count += f", claims {record['claimed_pages']}"
+        if record["mismatch"]:
+            count += " MISMATCH"
+    date = ""
+    if record["date_iso"]:
+        date = f"  {record['date_iso']} ({record['date_jalali']})"
+    span = f"{record['first_page']}..{record['last_page']}"
+    return f"{record['id']}  {span}  {count}{date}  {record['title'] or ''}".rstrip()
 
 
 @main.command(name="export")
