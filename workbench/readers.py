@@ -394,3 +394,34 @@ def expand_paths(paths: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
     seen: set[str] = set()
     unique = [f for f in files if not (f in seen or seen.add(f))]
     return unique, missing
+
+
+def render_page_image(
+    path: str, kind: str, page_number: int, *, max_side: int = 1600
+) -> Image.Image:
+    """The page as an RGB image no larger than ``max_side`` pixels, for viewing.
+
+    Raises SourceError when the file is gone, changed kind, or needs a password (the
+    case does not keep passwords).
+    """
+    if not os.path.exists(path):
+        raise SourceError(path, "the file is no longer at this path")
+    if kind == "pdf":
+        try:
+            doc = pymupdf.open(path, filetype="pdf")
+        except Exception as error:  # MuPDF: anything unreadable
+            raise SourceError(path, f"cannot be read as a PDF ({_mupdf_reason(error)})") from None
+        with doc:
+            if doc.needs_pass:
+                raise SourceError(path, "encrypted: the page image needs the password")
+            page = doc.load_page(page_number - 1)
+            longest = max(page.rect.width, page.rect.height) or 1
+            zoom = min(max_side / longest, 4.0)
+            pixmap = page.get_pixmap(matrix=pymupdf.Matrix(zoom, zoom), alpha=False)
+            return Image.frombytes("RGB", (pixmap.width, pixmap.height), pixmap.samples)
+    with open_image(path) as image:
+        image.seek(page_number - 1)
+        frame = ImageOps.exif_transpose(image) if page_number == 1 else image.copy()
+        frame = frame.convert("RGB")
+    frame.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    return frame

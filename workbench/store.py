@@ -396,6 +396,32 @@ class Case:
             " LEFT JOIN page_review r ON r.page_row = p.id ORDER BY p.id"
         )
 
+    def page_window(self, offset: int, limit: int, status: str | None = None) -> list[sqlite3.Row]:
+        """A slice of the page list in page-id order, optionally one status only."""
+        where = "WHERE ifnull(r.status, 'unreviewed') = ?" if status else ""
+        params: tuple[Any, ...] = (status,) if status else ()
+        return self.db.execute(
+            f"SELECT p.*, s.path AS source_path, s.sha256 AS source_sha256, {_REVIEW_COLUMNS}"
+            " FROM pages p JOIN sources s ON s.id = p.source_id"
+            f" LEFT JOIN page_review r ON r.page_row = p.id {where}"
+            " ORDER BY p.id LIMIT ? OFFSET ?",
+            (*params, limit, offset),
+        ).fetchall()
+
+    def source_kind(self, source_id: int) -> str | None:
+        row = self.db.execute("SELECT kind FROM sources WHERE id = ?", (source_id,)).fetchone()
+        return row[0] if row else None
+
+    def status_counts(self) -> dict[str, int]:
+        """Pages per review status (every status present, zeros included)."""
+        counts = dict(
+            self.db.execute(
+                "SELECT ifnull(r.status, 'unreviewed'), count(*) FROM pages p"
+                " LEFT JOIN page_review r ON r.page_row = p.id GROUP BY 1"
+            ).fetchall()
+        )
+        return {s: counts.get(s, 0) for s in ("unreviewed", "verified", "disputed", "illegible")}
+
     def page_row(self, page_id: str) -> sqlite3.Row:
         row = self.db.execute(
             "SELECT p.*, s.path AS source_path, s.sha256 AS source_sha256,"

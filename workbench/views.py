@@ -63,6 +63,28 @@ def page_records(case: Case) -> Iterator[dict[str, Any]]:
         yield page_summary(row)
 
 
+def page_window(
+    case: Case, offset: int, limit: int, status: str | None = None
+) -> list[dict[str, Any]]:
+    """One screenful of the page list (the app pages through 100,000 pages this way)."""
+    return [page_summary(row) for row in case.page_window(offset, limit, status)]
+
+
+def page_image(case: Case, page_id: str, *, max_side: int = 1600):
+    """The page image for viewing (PIL RGB); raises SourceError if it cannot be shown."""
+    from workbench import readers
+
+    row = case.page_row(page_id)
+    kind = case.source_kind(row["source_id"]) or "image"
+    return readers.render_page_image(
+        row["source_path"], kind, row["page_number"], max_side=max_side
+    )
+
+
+def status_counts(case: Case) -> dict[str, int]:
+    return case.status_counts()
+
+
 def page_detail(case: Case, page_id: str) -> dict[str, Any]:
     row = case.page_row(page_id)
     record = page_summary(row)
