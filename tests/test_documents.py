@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import trove_inputs
 
-from workbench import documents, review, textdates
+from workbench import documents, metadata, review
 from workbench.errors import DateParseError, UsageError
 from workbench.store import Case
 
@@ -273,20 +273,8 @@ def test_suggest_without_markers_uses_headers_and_files(tmp_path: Path) -> None:
                     page_count=len(pages),
                 )
                 for n, text in enumerate(pages, start=1):
-                    dates = [
-                        {
-                            "start": d.start,
-                            "end": d.end,
-                            "original": d.original,
-                            "calendar": d.calendar,
-                            "iso": d.iso,
-                        }
-                        for d in textdates.find_dates(text)
-                    ]
-                    fresh.add_page(
-                        source,
-                        {"page_number": n, "text": text, "text_source": "layer", "dates": dates},
-                    )
+                    page = {"page_number": n, "text": text, "text_source": "layer"}
+                    fresh.add_page(source, page | metadata.text_facts(text))
         got = documents.suggest_documents(fresh)
     assert [s["page_ids"] for s in got] == [
         ["WB-000001", "WB-000002"],
