@@ -186,6 +186,7 @@ def test_log_verify_cli_reports_head_and_changed_files(
         victim.write_bytes(original)
     assert result.exit_code == 6
     assert f"BROKEN: {victim}: changed since ingest" in result.stderr
+    assert "4 reviewed page(s) on it are now stale: WB-000001, WB-000002" in result.stderr
 
     _raw(reviewed_case).execute("UPDATE review_events SET new_status = 'verified' WHERE seq = 3")
     result = runner.invoke(main, ["log", "verify"], env=env)

@@ -110,20 +110,21 @@ def _writer(ix: whoosh_index.Index, timeout: float):
 # ----- documents ----------------------------------------------------------------------
 
 
+_ARABIC_SCRIPT = re.compile("[\u0600-\u06ff]")
+_LATIN_LETTER = re.compile("[A-Za-z]")
+_PERSIAN_ONLY = re.compile("[پچژگ]")
+
+
 def page_language(text: str, ocr_lang: str | None) -> str:
     """The page's language for ``lang:`` queries: OCR's if it read in one, else by script."""
     if ocr_lang and "+" not in ocr_lang:
         return ocr_lang
     # پ چ ژ گ exist in Persian and not in Arabic; ی/ي and ک/ك prove nothing (PDF
     # text layers and OCR mix the two forms freely).
-    arabic = latin = persian_letters = 0
-    for char in text[:5000]:
-        if "\u0600" <= char <= "\u06ff":
-            arabic += 1
-            if char in "پچژگ":
-                persian_letters += 1
-        elif char.isascii() and char.isalpha():
-            latin += 1
+    sample = text[:5000]
+    arabic = len(_ARABIC_SCRIPT.findall(sample))
+    latin = len(_LATIN_LETTER.findall(sample))
+    persian_letters = len(_PERSIAN_ONLY.findall(sample))
     if arabic + latin == 0:
         return "und"
     if arabic >= latin:

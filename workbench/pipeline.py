@@ -282,6 +282,12 @@ def _run(
                 except SourceError as error:
                     item.failure = error.reason
                     continue
+                except Exception as error:  # a bug or a library surprise: this file only
+                    item.failure = (
+                        f"page {page_index + 1} could not be analysed "
+                        f"({type(error).__name__}: {error})"
+                    )
+                    continue
                 if not item.needs_pages:
                     continue
                 item.results[page_index] = result

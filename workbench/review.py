@@ -177,9 +177,14 @@ def verify_sources(case: Case) -> list[str]:
             problems.append(f"{source.path}: cannot be read to check ({error.strerror})")
             continue
         if digest != source.sha256:
+            stale = case.reviewed_pages_of_source(source.id)
+            detail = ""
+            if stale:
+                shown = ", ".join(stale[:5]) + (" ..." if len(stale) > 5 else "")
+                detail = f"; {len(stale)} reviewed page(s) on it are now stale: {shown}"
             problems.append(
                 f"{source.path}: changed since ingest (sha256 now {digest}, "
-                f"recorded {source.sha256})"
+                f"recorded {source.sha256}){detail}"
             )
     return problems
 

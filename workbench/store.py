@@ -408,6 +408,15 @@ class Case:
             (*params, limit, offset),
         ).fetchall()
 
+    def reviewed_pages_of_source(self, source_id: int) -> list[str]:
+        """Pages of a file that carry a review decision (stale if the file changed)."""
+        rows = self.db.execute(
+            "SELECT p.page_id FROM pages p JOIN page_review r ON r.page_row = p.id"
+            " WHERE p.source_id = ? AND r.status != 'unreviewed' ORDER BY p.id",
+            (source_id,),
+        ).fetchall()
+        return [r[0] for r in rows]
+
     def source_kind(self, source_id: int) -> str | None:
         row = self.db.execute("SELECT kind FROM sources WHERE id = ?", (source_id,)).fetchone()
         return row[0] if row else None

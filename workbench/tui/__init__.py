@@ -1,0 +1,1 @@
+"""The terminal app: page-by-page review of a case (``workbench app``)."""
