@@ -55,11 +55,13 @@ format: setup
 	$(BIN)/ruff check --fix workbench fixtures tests bench
 
 # Build a ~700-page trove (mostly born-digital, a few dozen scanned pages), ingest it
-# with Persian + English OCR, then show the case.
+# with Persian + English OCR, show the case, and open the reviewer app (on a terminal).
 demo: setup
 	@[ -f $(DEMO)/trove/ground_truth.json ] || $(BIN)/python -m fixtures.generate $(DEMO)/trove --pages 700 --scanned 30
 	$(BIN)/workbench --case $(DEMO)/case ingest $(DEMO)/trove/born_digital $(DEMO)/trove/scans $(DEMO)/trove/loose --lang fas+eng
 	$(BIN)/workbench --case $(DEMO)/case status
+	@if [ -t 0 ] && [ -t 1 ]; then $(BIN)/workbench --case $(DEMO)/case open; \
+	else echo "open the reviewer app with: $(BIN)/workbench --case $(DEMO)/case open"; fi
 
 bench: setup
 	$(BIN)/python -m bench.run

@@ -86,7 +86,20 @@ def main(ctx: click.Context, case_dir: str) -> None:
     """Verify a leaked document trove page by page, offline."""
     ctx.obj = _State(case_dir)
     if ctx.invoked_subcommand is None:
-        click.echo(ctx.get_help())
+        if sys.stdin.isatty() and sys.stdout.isatty():
+            ctx.invoke(open_app)
+        else:
+            click.echo(ctx.get_help())
+
+
+@main.command(name="open")
+@click.pass_obj
+def open_app(state: _State) -> None:
+    """Open the case in the reviewer's terminal app (also: workbench with no command)."""
+    from workbench.tui.app import run_app
+
+    state.open_case().close()  # a clear error line if there is no case here
+    run_app(state.case_dir)
 
 
 @main.command()

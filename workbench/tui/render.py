@@ -26,6 +26,11 @@ def has_rtl(line: str) -> bool:
     return any(unicodedata.bidirectional(ch) in _RTL for ch in line)
 
 
+def base_is_rtl(line: str) -> bool:
+    """True when the line's first strong character is right-to-left (its paragraph level)."""
+    return algorithm.get_base_level(line, False) == 1
+
+
 def visual_line(line: str) -> list[tuple[str, int]]:
     """(character, logical offset) pairs in display order for one line.
 
@@ -48,6 +53,11 @@ def visual_line(line: str) -> list[tuple[str, int]]:
     algorithm.reorder_resolved_levels(storage, False)
     algorithm.apply_mirroring(storage, False)
     return [(char["ch"], char["idx"]) for char in storage["chars"]]
+
+
+def for_terminal(value: str) -> str:
+    """A short single-line string (file name, metadata value) in display order."""
+    return "".join(ch for ch, _ in visual_line(value)) if has_rtl(value) else value
 
 
 def display_text(

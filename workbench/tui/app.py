@@ -1,0 +1,676 @@
+"""The review app: a windowed page list, the page (text, metadata, image), one-key marking.
+
+Why it is shaped this way:
+- The page list never holds the whole case: it loads ``WINDOW`` rows around the cursor
+  through ``views.page_window`` and reloads when the cursor nears an edge, so it stays fast
+  at 100,000 pages.
+- Every mark goes straight through ``review.mark`` (the hash-chained log is written the
+  moment the key is pressed); nothing is buffered in the app.
+- Slow work (page images, search + index sync) runs in worker threads, each opening its
+  own ``Case`` (a SQLite connection belongs to one thread).
+- The app only calls the library; it never touches the database or the index directly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+from textual import work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
+
+from workbench import index, review, views
+from workbench.errors import WorkbenchError
+from workbench.store import Case
+from workbench.tui.render import (
+    HalfBlockImage,
+    base_is_rtl,
+    display_text,
+    for_terminal,
+    has_rtl,
+)
+from workbench.tui.screens import HelpScreen, PromptScreen, SearchScreen
+
+WINDOW = 200  # rows held by the page list at once
+EDGE = 5  # reload the window when the cursor is this close to its edge
+IMAGE_CACHE = 64  # rendered page images kept
+FILTERS = (None, "unreviewed", "verified", "disputed", "illegible")
+STATUS_STYLE = {
+    "unreviewed": "dim",
+    "verified": "bold green",
+    "disputed": "bold red",
+    "illegible": "bold yellow",
+}
+COLUMNS = (
+    ("id", "ID"),
+    ("status", "Status"),
+    ("page", "Pg"),
+    ("file", "File"),
+    ("source", "Src"),
+    ("conf", "Conf"),
+    ("date", "Date"),
+)
+
+
+class WorkbenchApp(App[None]):
+    """Review one case page by page."""
+
+    CSS_PATH = "workbench.tcss"
+    TITLE = "workbench"
+    BINDINGS = [
+        Binding("j", "cursor_down", "Next page", key_display="j/↓"),
+        Binding("k", "cursor_up", "Prev page", key_display="k/↑"),
+        Binding("v", "mark('verified')", "Verified"),
+        Binding("x", "mark('disputed')", "Disputed"),
+        Binding("i", "mark('illegible')", "Illegible"),
+        Binding("u", "mark('unreviewed')", "Unreviewed"),
+        Binding("V", "mark_with_note('verified')", "Verified + note", show=False),
+        Binding("X", "mark_with_note('disputed')", "Disputed + note", show=False),
+        Binding("I", "mark_with_note('illegible')", "Illegible + note", show=False),
+        Binding("c", "note", "Note"),
+        Binding("space", "select", "Select", key_display="space"),
+        Binding("escape", "clear_selection", "Clear selection", show=False),
+        Binding("slash", "search", "Search", key_display="/"),
+        Binding("n", "next_hit", "Next hit", show=False),
+        Binding("N", "prev_hit", "Prev hit", show=False),
+        Binding("t", "next_tab", "Text/Meta/Image", show=False),
+        Binding("1", "filter(0)", "All pages", show=False),
+        Binding("2", "filter(1)", "Unreviewed only", show=False),
+        Binding("3", "filter(2)", "Verified only", show=False),
+        Binding("4", "filter(3)", "Disputed only", show=False),
+        Binding("5", "filter(4)", "Illegible only", show=False),
+        Binding("g", "first", "First page", show=False),
+        Binding("G", "last", "Last page", show=False),
+        Binding("L", "toggle_theme", "Light/dark theme", show=False),
+        Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    def __init__(self, case_dir: str) -> None:
+        super().__init__()
+        self.case_dir = str(case_dir)
+        self.case: Case | None = None
+        self.reviewer: str | None = None
+        self.status_filter: str | None = None
+        self.total = 0  # pages under the current filter
+        self.window_offset = 0
+        self.rows: list[dict[str, Any]] = []
+        self.current_page_id: str | None = None
+        self.current_detail: dict[str, Any] | None = None
+        self.text_view: Text = Text()
+        self.search_query: str | None = None
+        self.search_hits: list[Any] = []
+        self.hit_spans: list[tuple[str, int, int]] = []  # (page_id, start, end)
+        self.hit_pos = -1
+        self.image_cache: dict[tuple[str, int, int], RenderableType] = {}
+        self._search_screen: SearchScreen | None = None
+        self.selected: set[str] = set()  # page ids picked with space for a bulk mark
+
+    # ----- layout ---------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="status")
+        with Horizontal(id="main"):
+            yield DataTable(id="pages", cursor_type="row", zebra_stripes=True)
+            with TabbedContent(id="tabs", initial="tab-text"):
+                with TabPane("Text", id="tab-text"), VerticalScroll(id="text-scroll"):
+                    yield Static("", id="page-head")
+                    yield Static("", id="text")
+                with TabPane("Metadata", id="tab-meta"), VerticalScroll():
+                    yield Static("", id="meta")
+                with TabPane("Image", id="tab-image"):
+                    yield Static("", id="image")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        try:
+            self.case = Case.open(self.case_dir)
+        except WorkbenchError as error:
+            self.exit(message=error.message)
+            return
+        self.sub_title = Path(self.case_dir).name
+        table = self.query_one("#pages", DataTable)
+        for key, label in COLUMNS:
+            table.add_column(label, key=key)
+        self.reload(0, 0)
+        table.focus()
+        try:
+            self.reviewer = review.resolve_reviewer(self.case, None)
+        except WorkbenchError:
+            self.ask_reviewer()
+        self.update_status()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """While a dialog is open only quitting works: no mark may land on a hidden page."""
+        dialog_open = len(self.screen_stack) > 1
+        return not dialog_open or action in {"quit", "command_palette"}
+
+    def on_unmount(self) -> None:
+        if self.case is not None:
+            self.case.close()
+
+    # ----- reviewer -------------------------------------------------------------------
+
+    def ask_reviewer(self, then: Any = None) -> None:
+        """Ask the reviewer's name once per case and store it in the case settings."""
+
+        def store(name: str | None) -> None:
+            if not name or self.case is None:
+                self.notify("No reviewer set: marks need a name", severity="warning")
+                return
+            try:
+                with self.case.transaction():
+                    self.case.set_setting("reviewer", name)
+            except WorkbenchError as error:
+                self.notify(error.message, severity="error")
+                return
+            self.reviewer = name
+            self.update_status()
+            if then is not None:
+                then()
+
+        self.push_screen(PromptScreen("Who is reviewing this case? (your name)"), store)
+
+    # ----- the page list --------------------------------------------------------------
+
+    def reload(self, start: int, cursor: int) -> None:
+        """Load the window of rows starting at ``start`` and put the cursor on ``cursor``."""
+        assert self.case is not None
+        counts = views.status_counts(self.case)
+        if self.status_filter:
+            self.total = counts.get(self.status_filter, 0)
+        else:
+            self.total = self.case.counts()["pages"]
+        start = max(0, min(start, max(self.total - WINDOW, 0)))
+        try:
+            self.rows = views.page_window(self.case, start, WINDOW, self.status_filter)
+        except WorkbenchError as error:
+            self.notify(error.message, severity="error")
+            self.rows = []
+        self.window_offset = start
+        table = self.query_one("#pages", DataTable)
+        table.clear()
+        for record in self.rows:
+            table.add_row(*self.cells(record), key=record["page_id"])
+        if self.rows:
+            row = max(0, min(cursor - start, len(self.rows) - 1))
+            table.move_cursor(row=row, animate=False)
+            self.show_page(self.rows[row]["page_id"])
+        else:
+            self.show_empty()
+        self.update_status()
+
+    def cells(self, record: dict[str, Any]) -> list[Any]:
+        conf = record.get("ocr_confidence")
+        date = ""
+        try:
+            dates = views.page_detail(self.case, record["page_id"])["dates"]  # type: ignore[arg-type]
+            date = (dates[0].get("iso") or "")[:10] if dates else ""
+        except WorkbenchError:
+            pass
+        status = record.get("status") or "unreviewed"
+        mark = "● " if record["page_id"] in self.selected else ""
+        return [
+            Text(mark + record["page_id"], style="bold magenta" if mark else ""),
+            Text(status, style=STATUS_STYLE.get(status, "")),
+            str(record["page_number"]),
+            for_terminal(Path(record["source_path"]).name),
+            record.get("text_source") or "",
+            "" if conf is None else f"{conf:.0f}",
+            date,
+        ]
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        table = self.query_one("#pages", DataTable)
+        row = table.cursor_row
+        if not self.rows or row < 0 or row >= len(self.rows):
+            return
+        absolute = self.window_offset + row
+        near_end = row >= len(self.rows) - EDGE and self.window_offset + len(self.rows) < self.total
+        near_start = row < EDGE and self.window_offset > 0
+        if near_end or near_start:
+            self.reload(absolute - WINDOW // 2, absolute)
+            return
+        self.show_page(self.rows[row]["page_id"])
+
+    def action_cursor_down(self) -> None:
+        self.query_one("#pages", DataTable).action_cursor_down()
+        self.sync_cursor()
+
+    def action_cursor_up(self) -> None:
+        self.query_one("#pages", DataTable).action_cursor_up()
+        self.sync_cursor()
+
+    def sync_cursor(self) -> str | None:
+        """The page under the list cursor, shown now (keys can outrun highlight messages)."""
+        row = self.query_one("#pages", DataTable).cursor_row
+        if 0 <= row < len(self.rows):
+            self.show_page(self.rows[row]["page_id"])
+        return self.current_page_id
+
+    def action_first(self) -> None:
+        self.reload(0, 0)
+
+    def action_last(self) -> None:
+        self.reload(self.total - WINDOW, self.total - 1)
+
+    def action_filter(self, which: int) -> None:
+        """Show only one status (1 = all pages)."""
+        self.status_filter = FILTERS[which]
+        self.reload(0, 0)
+        self.notify(f"Showing {self.status_filter or 'all'} pages ({self.total})", timeout=2)
+
+    # ----- the page pane --------------------------------------------------------------
+
+    def show_empty(self) -> None:
+        self.current_page_id = None
+        self.current_detail = None
+        self.text_view = Text("No pages under this filter.", style="dim")
+        self.query_one("#page-head", Static).update("")
+        self.query_one("#text", Static).update(self.text_view)
+        self.query_one("#meta", Static).update("")
+        self.query_one("#image", Static).update("")
+
+    def show_page(self, page_id: str, *, force: bool = False) -> None:
+        """Fill the text, metadata and image panes for one page."""
+        if page_id == self.current_page_id and not force:
+            return
+        try:
+            detail = views.page_detail(self.case, page_id)  # type: ignore[arg-type]
+        except WorkbenchError as error:
+            self.notify(error.message, severity="error")
+            return
+        self.current_page_id = page_id
+        self.current_detail = detail
+        self.render_text()
+        self.query_one("#meta", Static).update(metadata_table(detail))
+        if self.query_one("#tabs", TabbedContent).active == "tab-image":
+            self.request_image()
+
+    def render_text(self) -> None:
+        detail = self.current_detail
+        if detail is None:
+            return
+        text = detail.get("text") or ""
+        spans = [(s, e) for pid, s, e in self.hit_spans if pid == detail["page_id"]]
+        current = None
+        if 0 <= self.hit_pos < len(self.hit_spans):
+            pid, start, end = self.hit_spans[self.hit_pos]
+            if pid == detail["page_id"]:
+                current = (start, end)
+        self.text_view = display_text(text, spans, current) if text else Text("(no text)", "dim")
+        self.query_one("#page-head", Static).update(page_heading(detail))
+        self.query_one("#text", Static).update(justify_lines(self.text_view, text))
+        if current is not None:
+            line = text[: current[0]].count("\n")
+            self.query_one("#text-scroll", VerticalScroll).scroll_to(
+                y=max(line - 3, 0), animate=False
+            )
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        if event.pane.id == "tab-image":
+            self.request_image()
+
+    def action_next_tab(self) -> None:
+        tabs = self.query_one("#tabs", TabbedContent)
+        order = ["tab-text", "tab-meta", "tab-image"]
+        tabs.active = order[(order.index(tabs.active) + 1) % len(order)]
+
+    def request_image(self) -> None:
+        """Draw the page image, from the cache or in a worker thread."""
+        if self.current_page_id is None:
+            return
+        pane = self.query_one("#image", Static)
+        size = self.query_one("#tabs", TabbedContent).content_size
+        columns, rows = max(size.width - 2, 10), max(size.height - 4, 5)
+        key = (self.current_page_id, columns, rows)
+        if key in self.image_cache:
+            pane.update(self.image_cache[key])
+            return
+        pane.update(Text("rendering page image…", style="dim"))
+        self.load_image(self.current_page_id, columns, rows)
+
+    @work(thread=True, exclusive=True, group="image")
+    def load_image(self, page_id: str, columns: int, rows: int) -> None:
+        try:
+            with Case.open(self.case_dir) as case:
+                image = views.page_image(case, page_id, max_side=max(columns, rows * 2) * 4)
+            result: RenderableType = HalfBlockImage.fit(image, columns, rows)
+        except WorkbenchError as error:
+            result = Text(f"Image unavailable for {page_id}:\n{error.message}", style="yellow")
+        except Exception as error:  # a broken file must not kill the app
+            result = Text(f"Image unavailable for {page_id}: {error}", style="yellow")
+        self.call_from_thread(self.image_ready, (page_id, columns, rows), result)
+
+    def image_ready(self, key: tuple[str, int, int], result: RenderableType) -> None:
+        self.image_cache[key] = result
+        while len(self.image_cache) > IMAGE_CACHE:  # oldest first: dicts keep insertion order
+            self.image_cache.pop(next(iter(self.image_cache)))
+        if key[0] == self.current_page_id:
+            self.query_one("#image", Static).update(result)
+
+    # ----- marking and notes ----------------------------------------------------------
+
+    def with_reviewer(self, then: Any) -> None:
+        if self.reviewer:
+            then()
+        else:
+            self.ask_reviewer(then)
+
+    def targets(self) -> list[str]:
+        """The selected pages if any, else the page under the cursor."""
+        if self.selected:
+            return sorted(self.selected)
+        page_id = self.sync_cursor()
+        return [page_id] if page_id else []
+
+    def action_select(self) -> None:
+        """Toggle the page under the cursor in the bulk selection, then move down."""
+        page_id = self.sync_cursor()
+        if page_id is None:
+            return
+        self.selected ^= {page_id}
+        self.refresh_row(page_id)
+        self.update_status()
+        self.action_cursor_down()
+
+    def action_clear_selection(self) -> None:
+        picked, self.selected = self.selected, set()
+        for page_id in picked:
+            self.refresh_row(page_id)
+        self.update_status()
+
+    def action_mark(self, status: str) -> None:
+        """Commit a status at once (one review-log event per page) for the cursor/selection."""
+        pages = self.targets()
+        if pages:
+            self.mark_pages(pages, status)
+
+    def mark_pages(self, page_ids: list[str], status: str, note: str | None = None) -> None:
+        """Write status events through ``review.mark`` and refresh what shows them."""
+
+        def commit() -> None:
+            try:
+                review.mark(self.case, page_ids, status, self.reviewer, note)  # type: ignore[arg-type]
+            except WorkbenchError as error:
+                self.notify(error.message, severity="error")
+                return
+            self.selected -= set(page_ids)
+            for page_id in page_ids:
+                self.refresh_row(page_id)
+            self.after_change(page_ids[0] if len(page_ids) == 1 else self.current_page_id)
+            what = page_ids[0] if len(page_ids) == 1 else f"{len(page_ids)} pages"
+            self.notify(f"{what} → {status}", timeout=1.5)
+
+        self.with_reviewer(commit)
+
+    def action_mark_with_note(self, status: str) -> None:
+        pages = self.targets()
+        if not pages:
+            return
+        what = pages[0] if len(pages) == 1 else f"{len(pages)} pages"
+
+        def got(note: str | None) -> None:
+            if note:
+                self.mark_pages(pages, status, note)
+
+        self.push_screen(PromptScreen(f"Note for {what} ({status})", "why?"), got)
+
+    def action_note(self) -> None:
+        page_id = self.sync_cursor()
+        if page_id is None:
+            return
+
+        def got(note: str | None) -> None:
+            if not note:
+                return
+
+            def commit() -> None:
+                try:
+                    review.add_note(self.case, page_id, note, self.reviewer)  # type: ignore[arg-type]
+                except WorkbenchError as error:
+                    self.notify(error.message, severity="error")
+                    return
+                self.after_change(page_id)
+                self.notify(f"Note added to {page_id}", timeout=1.5)
+
+            self.with_reviewer(commit)
+
+        self.push_screen(PromptScreen(f"Note for {page_id}", "what did you see?"), got)
+
+    def refresh_row(self, page_id: str) -> None:
+        """Redraw one list row from the case (if it is in the loaded window)."""
+        table = self.query_one("#pages", DataTable)
+        for number, record in enumerate(self.rows):
+            if record["page_id"] == page_id:
+                fresh = views.page_detail(self.case, page_id)  # type: ignore[arg-type]
+                self.rows[number] = fresh
+                for (key, _), value in zip(COLUMNS, self.cells(fresh), strict=True):
+                    table.update_cell(page_id, key, value)
+                break
+
+    def after_change(self, page_id: str | None) -> None:
+        """Refresh the row, the status bar and the page pane after a write."""
+        if page_id is None:
+            return
+        self.refresh_row(page_id)
+        self.show_page(page_id, force=True)
+        self.update_status()
+
+    # ----- search ---------------------------------------------------------------------
+
+    def action_search(self) -> None:
+        screen = SearchScreen(self.search_query or "")
+        self._search_screen = screen
+
+        def chosen(number: int | None) -> None:
+            self._search_screen = None
+            if number is not None and 0 <= number < len(self.search_hits):
+                hit = self.search_hits[number]
+                page_id = hit.record["page_id"]
+                spans = enumerate(self.hit_spans)
+                first = next((i for i, span in spans if span[0] == page_id), -1)
+                self.hit_pos = first
+                self.open_page(hit.record["page_id"])
+
+        self.push_screen(screen, chosen)
+
+    @work(thread=True, exclusive=True, group="search")
+    def run_search(self, query: str) -> None:
+        """Bring the index up to date and search, off the UI thread."""
+        try:
+            with Case.open(self.case_dir) as case:
+                index.sync(case)
+                results = index.search(case, query, limit=100)
+        except WorkbenchError as error:
+            self.call_from_thread(self.search_failed, error.message)
+            return
+        self.call_from_thread(self.search_done, query, results)
+
+    def search_failed(self, message: str) -> None:
+        self.notify(message, severity="error", title="Search")
+        if self._search_screen is not None:
+            self._search_screen.show_error(message)
+
+    def search_done(self, query: str, results: Any) -> None:
+        self.search_query = query
+        self.search_hits = list(results.hits)
+        self.hit_spans = [
+            (hit.record["page_id"], m["start"], m["end"])
+            for hit in self.search_hits
+            for m in (hit.matches or [{"start": 0, "end": 0}])
+        ]
+        self.hit_pos = -1
+        if self._search_screen is not None:
+            self._search_screen.show_results(results.total, self.search_hits)
+
+    def open_page(self, page_id: str) -> None:
+        """Show a page and put the list cursor on it when it can be found near its number."""
+        table = self.query_one("#pages", DataTable)
+        for number, record in enumerate(self.rows):
+            if record["page_id"] == page_id:
+                table.move_cursor(row=number, animate=False)
+                self.show_page(page_id, force=True)
+                return
+        try:
+            guess = int(page_id.rsplit("-", 1)[-1]) - 1
+        except ValueError:
+            guess = 0
+        self.status_filter = None
+        self.reload(guess - WINDOW // 2, guess)
+        for number, record in enumerate(self.rows):
+            if record["page_id"] == page_id:
+                table.move_cursor(row=number, animate=False)
+                break
+        self.show_page(page_id, force=True)
+
+    def step_hit(self, step: int) -> None:
+        if not self.hit_spans:
+            self.notify("No search hits: press / to search", severity="warning", timeout=2)
+            return
+        self.hit_pos = (self.hit_pos + step) % len(self.hit_spans)
+        page_id = self.hit_spans[self.hit_pos][0]
+        self.query_one("#tabs", TabbedContent).active = "tab-text"
+        if page_id != self.current_page_id:
+            self.open_page(page_id)
+        else:
+            self.render_text()
+        self.notify(f"hit {self.hit_pos + 1} of {len(self.hit_spans)}", timeout=1)
+
+    def action_next_hit(self) -> None:
+        self.step_hit(1)
+
+    def action_prev_hit(self) -> None:
+        self.step_hit(-1)
+
+    # ----- status bar, help, theme ----------------------------------------------------
+
+    def update_status(self) -> None:
+        if self.case is None:
+            return
+        counts = views.status_counts(self.case)
+        total = sum(counts.values())
+        done = total - counts.get("unreviewed", 0)
+        bar = Text()
+        bar.append(f" {Path(self.case_dir).name} ", style="bold reverse")
+        bar.append(f" {self.reviewer or 'no reviewer'} ", style="italic")
+        bar.append(f"[{self.status_filter or 'all'}: {self.total}] ", style="cyan")
+        for status in review.STATUSES:
+            bar.append(f"{status[:5]} ", style=STATUS_STYLE[status])
+            bar.append(f"{counts.get(status, 0)}  ")
+        percent = 100.0 * done / total if total else 0.0
+        bar.append(f"{percent:.1f}% done", style="bold")
+        if self.selected:
+            bar.append(f"  {len(self.selected)} selected", style="bold magenta")
+        self.query_one("#status", Static).update(bar)
+
+    def action_help(self) -> None:
+        rows = [(b.key_display or b.key, b.description) for b in self.BINDINGS]  # type: ignore[union-attr]
+        rows.insert(2, ("PgUp/PgDn", "Page through the list"))
+        self.push_screen(HelpScreen(rows))
+
+    def action_toggle_theme(self) -> None:
+        self.theme = "textual-light" if self.theme != "textual-light" else "textual-dark"
+
+
+def justify_lines(view: Text, logical: str) -> RenderableType:
+    """Right-align the lines whose logical text is right-to-left, as a reader expects."""
+    if not has_rtl(logical):
+        return view
+    lines = view.split("\n", allow_blank=True)
+    out = []
+    for line, source in zip(lines, logical.split("\n"), strict=False):
+        line.justify = "right" if has_rtl(source) and base_is_rtl(source) else "left"
+        out.append(line)
+    return Group(*out)
+
+
+def page_heading(detail: dict[str, Any]) -> Text:
+    """One line above the text: id, file, page, status, reviewer, notes count."""
+    status = detail.get("status") or "unreviewed"
+    head = Text(f"{detail['page_id']} ", style="bold")
+    head.append(f"{for_terminal(Path(detail['source_path']).name)} p.{detail['page_number']} ")
+    head.append(status, style=STATUS_STYLE.get(status, ""))
+    if detail.get("reviewer"):
+        head.append(f" by {detail['reviewer']}", style="italic")
+    notes = detail.get("notes")
+    if notes:
+        head.append(f"\nnotes: {notes}", style="magenta")
+    head.append("\n")
+    return head
+
+
+def metadata_table(detail: dict[str, Any]) -> RenderableType:
+    """File metadata, dates found, page marker, hashes and OCR provenance for one page."""
+    table = Table(box=None, show_header=False, padding=(0, 1), expand=True)
+    table.add_column(style="bold cyan", no_wrap=True, max_width=16, overflow="ellipsis")
+    table.add_column(overflow="fold")
+
+    def add(label: str, value: Any) -> None:
+        if value not in (None, "", [], {}):
+            table.add_row(label, for_terminal(str(value)))  # terminals do no bidi
+
+    add("page", detail["page_id"])
+    add("file", detail["source_path"])
+    add("page no.", detail["page_number"])
+    marker = detail.get("page_marker")
+    if marker:
+        add("marker", f"page {marker['number']} of {marker['total']}  ({marker.get('text')})")
+    add("status", detail.get("status"))
+    add("reviewer", detail.get("reviewer"))
+    add("reviewed", detail.get("reviewed_at"))
+    add("notes", detail.get("notes"))
+    add("text from", detail.get("text_source"))
+    ocr = detail.get("ocr") or {}
+    if detail.get("text_source") == "ocr" or ocr.get("engine"):
+        add("ocr engine", ocr.get("engine"))
+        add("ocr lang", ocr.get("lang"))
+        add("ocr conf.", ocr.get("confidence"))
+        add("rotation", ocr.get("rotation"))
+        add("skew", ocr.get("skew"))
+        add("orientation", ocr.get("orientation_method"))
+    for date in detail.get("dates") or []:
+        add("date", f"{date.get('iso')}  {date.get('original')} ({date.get('calendar')})")
+    for prefix, values in (
+        ("file", detail.get("source_metadata")),
+        ("page", detail.get("metadata")),
+    ):
+        for key, value in flatten(values or {}):
+            add(f"{prefix} {key}", value)
+    add("page sha256", detail.get("page_sha256"))
+    add("file sha256", detail.get("source_sha256"))
+    add("error", detail.get("error"))
+    return Group(table)
+
+
+def flatten(values: dict[str, Any]) -> list[tuple[str, Any]]:
+    """Nested metadata as readable rows: the PDF info dict first, fonts by name only."""
+    rows: list[tuple[str, Any]] = []
+    for key, value in sorted(values.items(), key=lambda item: item[0] != "info"):
+        if key.endswith("_raw"):
+            continue
+        if isinstance(value, dict):
+            for sub, inner in flatten(value):
+                rows.append((sub if key == "info" else f"{key}.{sub}", inner))
+        elif key == "fonts" and isinstance(value, list):
+            names = [f.get("name", "?") if isinstance(f, dict) else str(f) for f in value]
+            rows.append((key, ", ".join(dict.fromkeys(names))))
+        else:
+            rows.append((key, value))
+    return rows
+
+
+def make_app(case_dir: str) -> WorkbenchApp:
+    """Build the app for a case folder (tests drive it with ``run_test``)."""
+    return WorkbenchApp(case_dir)
+
+
+def run_app(case_dir: str) -> None:
+    """Open the app on a case folder and block until the user quits."""
+    make_app(case_dir).run()
