@@ -198,3 +198,26 @@ def test_a_file_changed_during_ingest_is_not_committed(small_trove, tmp_path):
     assert report.failures == [(str(target), source_row.error)]
     assert "changed while it was being ingested" in source_row.error
     assert source_row.status == "failed"
+
+
+def test_reocr_replaces_the_reading_and_logs_it(small_trove, tmp_path):
+    from workbench import index, review
+    from workbench.pipeline import reocr_page
+
+    english = sorted((small_trove / "born_digital").rglob("*.pdf"))[0]  # an English bundle
+    with Case.open(tmp_path / "case", create=True) as case:
+        ingest(case, [str(english)], jobs=1)
+        before = views.page_detail(case, "WB-000001")
+        after = reocr_page(case, "WB-000001", "eng", reviewer="alice")
+        events = list(review.iter_events(case))
+        index.sync(case)
+        word = max(before["text"].split(), key=len)
+        found = [h.record["page_id"] for h in index.search(case, f'"{word}"', limit=50).hits]
+    assert before["text_source"] == "layer"
+    assert after["text_source"] == "ocr" and after["ocr"]["lang"] == "eng"
+    assert character_error_rate(before["text"], after["text"]) < 0.05
+    assert [(d["iso"]) for d in after["dates"]] == [(d["iso"]) for d in before["dates"]]
+    [event] = events
+    assert event["kind"] == "reocr" and event["payload"]["previous_text_source"] == "layer"
+    assert review.verify_chain(events).ok
+    assert "WB-000001" in found

@@ -456,3 +456,63 @@ def _shutdown(pool: ProcessPoolExecutor) -> None:
             process.kill()
     for process in processes:
         process.join(timeout=5)
+
+
+def reocr_page(
+    case: Case,
+    page_id: str,
+    lang: str,
+    *,
+    reviewer: str,
+    password: str | None = None,
+) -> dict[str, Any]:
+    """OCR one page again (e.g. in another language) and record that in the review log.
+
+    The new reading replaces the page's text, dates and marker; the event keeps the
+    SHA-256 of the text before and after, so the change of reading is on the record.
+    Returns the page as ``views.page_detail`` shows it.
+    """
+    import hashlib
+
+    from workbench import ocr, review, views
+
+    ocr.check_languages(lang)
+    row = case.page_row(page_id)
+    kind = case.source_kind(row["source_id"]) or "image"
+    job = PageJob(
+        path=row["source_path"],
+        kind=kind,
+        page_index=row["page_number"] - 1,
+        password=password,
+        lang=lang,
+        force_ocr=True,
+    )
+    try:
+        result = readers.analyse_page(job)
+    except PageReadError as error:
+        raise SourceError(row["source_path"], str(error)) from None
+    if result.get("error"):
+        raise SourceError(row["source_path"], result["error"])
+
+    def text_sha(text: str) -> str:
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+    with case.transaction() as db:
+        state = case.review_state(row["page_id"])
+        review.append_event(
+            db,
+            kind="reocr",
+            page_id=row["page_id"],
+            document_id=state["document_id"],
+            reviewer=reviewer,
+            page_sha256=row["page_sha256"],
+            payload={
+                "lang": result.get("ocr_lang"),
+                "previous_text_source": row["text_source"],
+                "previous_text_sha256": text_sha(row["text"]),
+                "text_sha256": text_sha(result["text"]),
+                "confidence": result.get("ocr_confidence"),
+            },
+        )
+        case.replace_page_text(row["id"], result)
+    return views.page_detail(case, row["page_id"])

@@ -65,6 +65,7 @@ class PageJob:
     page_index: int  # 0-based
     password: str | None
     lang: str
+    force_ocr: bool = False  # re-OCR a page even when its text layer is usable
 
 
 def sha256_file(path: str | os.PathLike[str]) -> tuple[str, int]:
@@ -222,7 +223,7 @@ def _analyse_pdf_page(job: PageJob) -> dict[str, Any]:
         "height_pt": page_meta["height_pt"],
         "metadata": page_meta,
     }
-    if text_layer_usable(layer_text, _image_coverage(page)):
+    if not job.force_ocr and text_layer_usable(layer_text, _image_coverage(page)):
         result.update(text=_clean_text(layer_text), text_source="layer")
         return result
     if layer_text.strip():

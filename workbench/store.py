@@ -417,6 +417,41 @@ class Case:
         ).fetchall()
         return [r[0] for r in rows]
 
+    def replace_page_text(self, page_row: int, page: dict[str, Any]) -> None:
+        """Swap in a new reading of a page (re-OCR). Call inside a transaction."""
+        self.db.execute(
+            "UPDATE pages SET text = ?, text_source = ?, char_count = ?, ocr_engine = ?,"
+            " ocr_lang = ?, ocr_confidence = ?, ocr_rotation = ?, ocr_skew = ?,"
+            " orientation_method = ?, marker_number = ?, marker_total = ?, marker_text = ?,"
+            " error = ? WHERE id = ?",
+            (
+                page["text"],
+                page["text_source"],
+                len(page["text"]),
+                page.get("ocr_engine"),
+                page.get("ocr_lang"),
+                page.get("ocr_confidence"),
+                page.get("ocr_rotation"),
+                page.get("ocr_skew"),
+                page.get("orientation_method"),
+                page.get("marker_number"),
+                page.get("marker_total"),
+                page.get("marker_text"),
+                page.get("error"),
+                page_row,
+            ),
+        )
+        self.db.execute("DELETE FROM page_dates WHERE page_row = ?", (page_row,))
+        self.db.executemany(
+            "INSERT INTO page_dates(page_row, start, end, original, calendar, iso)"
+            " VALUES (?,?,?,?,?,?)",
+            [
+                (page_row, d["start"], d["end"], d["original"], d["calendar"], d["iso"])
+                for d in page.get("dates", ())
+            ],
+        )
+        self.db.execute("INSERT OR IGNORE INTO index_queue(page_row) VALUES (?)", (page_row,))
+
     def source_kind(self, source_id: int) -> str | None:
         row = self.db.execute("SELECT kind FROM sources WHERE id = ?", (source_id,)).fetchone()
         return row[0] if row else None
