@@ -9,10 +9,15 @@ Why it is shaped this way:
 - Slow work (page images, search + index sync) runs in worker threads, each opening its
   own ``Case`` (a SQLite connection belongs to one thread).
 - The app only calls the library; it never touches the database or the index directly.
+- Ingest (``a``) and re-OCR (``r``) run in thread workers with their own ``Case``; progress
+  comes back through ``call_from_thread``, so the list stays usable while they run.
 """
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +28,17 @@ from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
-from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
+from textual.widgets import (
+    DataTable,
+    Footer,
+    Label,
+    ProgressBar,
+    Static,
+    TabbedContent,
+    TabPane,
+)
 
-from workbench import index, review, views
+from workbench import documents, export, index, pipeline, review, views
 from workbench.errors import WorkbenchError
 from workbench.store import Case
 from workbench.tui.render import (
@@ -35,7 +48,15 @@ from workbench.tui.render import (
     for_terminal,
     has_rtl,
 )
-from workbench.tui.screens import HelpScreen, PromptScreen, SearchScreen
+from workbench.tui.screens import (
+    DocumentFormScreen,
+    DocumentsScreen,
+    ExportScreen,
+    HelpScreen,
+    PromptScreen,
+    SearchScreen,
+    SuggestionsScreen,
+)
 
 WINDOW = 200  # rows held by the page list at once
 EDGE = 5  # reload the window when the cursor is this close to its edge
@@ -85,8 +106,15 @@ class WorkbenchApp(App[None]):
         Binding("3", "filter(2)", "Verified only", show=False),
         Binding("4", "filter(3)", "Disputed only", show=False),
         Binding("5", "filter(4)", "Illegible only", show=False),
-        Binding("g", "first", "First page", show=False),
+        Binding("g", "group", "Group into doc"),
+        Binding("d", "documents", "Documents"),
+        Binding("e", "export", "Export"),
+        Binding("a", "add_files", "Add files"),
+        Binding("o", "open_image", "Open image"),
+        Binding("r", "reocr", "Re-OCR page"),
+        Binding("home", "first", "First page", show=False, priority=True),
         Binding("G", "last", "Last page", show=False),
+        Binding("end", "last", "Last page", show=False, priority=True),
         Binding("L", "toggle_theme", "Light/dark theme", show=False),
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("q", "quit", "Quit"),
@@ -111,6 +139,7 @@ class WorkbenchApp(App[None]):
         self.image_cache: dict[tuple[str, int, int], RenderableType] = {}
         self._search_screen: SearchScreen | None = None
         self.selected: set[str] = set()  # page ids picked with space for a bulk mark
+        self.ingesting = False
 
     # ----- layout ---------------------------------------------------------------------
 
@@ -126,6 +155,9 @@ class WorkbenchApp(App[None]):
                     yield Static("", id="meta")
                 with TabPane("Image", id="tab-image"):
                     yield Static("", id="image")
+        with Horizontal(id="ingest"):
+            yield Label("adding files…", id="ingest-label")
+            yield ProgressBar(id="ingest-progress", show_eta=False)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -147,9 +179,11 @@ class WorkbenchApp(App[None]):
         self.update_status()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """While a dialog is open only quitting works: no mark may land on a hidden page."""
-        dialog_open = len(self.screen_stack) > 1
-        return not dialog_open or action in {"quit", "command_palette"}
+        """While a dialog is open none of our keys act (quit aside): no mark may land on a
+        hidden page. Textual's own app actions (Tab between fields, the palette) still work."""
+        if len(self.screen_stack) <= 1 or action == "quit":
+            return True
+        return action not in OWN_ACTIONS
 
     def on_unmount(self) -> None:
         if self.case is not None:
@@ -549,6 +583,249 @@ class WorkbenchApp(App[None]):
     def action_prev_hit(self) -> None:
         self.step_hit(-1)
 
+    # ----- documents ------------------------------------------------------------------
+
+    def action_group(self) -> None:
+        """Group the selected pages (or the page under the cursor) into a new document."""
+        pages = self.targets()
+        if not pages:
+            return
+        what = pages[0] if len(pages) == 1 else f"{len(pages)} pages ({pages[0]}..{pages[-1]})"
+
+        def save(values: dict[str, Any]) -> dict[str, Any]:
+            if not self.reviewer:
+                raise WorkbenchError("no reviewer set: press Esc, then mark a page to give one")
+            return documents.add_document(self.case, pages, reviewer=self.reviewer, **values)  # type: ignore[arg-type]
+
+        def done(record: dict[str, Any] | None) -> None:
+            if record is None:
+                return
+            self.selected -= set(pages)
+            for page_id in pages:
+                self.refresh_row(page_id)
+            self.after_change(self.current_page_id)
+            mark = "  MISMATCH" if record.get("mismatch") else ""
+            self.notify(f"{record['id']}: {record['actual_pages']} page(s){mark}", timeout=3)
+
+        self.with_reviewer(lambda: self.push_screen(DocumentFormScreen(what, save), done))
+
+    def action_documents(self) -> None:
+        """The documents view; Enter there jumps to a document's first page."""
+        try:
+            records = documents.document_records(self.case)  # type: ignore[arg-type]
+        except WorkbenchError as error:
+            self.notify(error.message, severity="error")
+            return
+
+        def chosen(page_id: str | None) -> None:
+            if page_id:
+                self.open_page(page_id)
+
+        self.push_screen(DocumentsScreen(records), chosen)
+
+    def suggest_documents(self, view: DocumentsScreen) -> None:
+        """Show proposed documents; accept them all on confirmation and refresh the view."""
+        try:
+            suggestions = documents.suggest_documents(self.case)  # type: ignore[arg-type]
+        except WorkbenchError as error:
+            self.notify(error.message, severity="error")
+            return
+        if not suggestions:
+            self.notify("No suggestions: every page is in a document already", timeout=3)
+            return
+
+        def confirmed(accept: bool | None) -> None:
+            if not accept:
+                return
+
+            def commit() -> None:
+                try:
+                    made = documents.accept_suggestions(
+                        self.case,  # type: ignore[arg-type]
+                        suggestions,
+                        reviewer=self.reviewer,  # type: ignore[arg-type]
+                    )
+                except WorkbenchError as error:
+                    self.notify(error.message, severity="error")
+                else:
+                    self.notify(f"created {len(made)} document(s)", timeout=3)
+                view.show(documents.document_records(self.case))  # type: ignore[arg-type]
+
+            self.with_reviewer(commit)
+
+        self.push_screen(SuggestionsScreen(suggestions), confirmed)
+
+    # ----- export -----------------------------------------------------------------------
+
+    def action_export(self) -> None:
+        folder = str(Path(self.case_dir) / "exports")
+
+        def chosen(choice: tuple[str, str] | None) -> None:
+            if choice is not None:
+                fmt, path = choice
+                self.notify(f"exporting {fmt}…", timeout=1.5)
+                self.run_export(fmt, str(Path(path).expanduser()))
+
+        self.push_screen(ExportScreen(folder), chosen)
+
+    @work(thread=True, exclusive=True, group="export")
+    def run_export(self, fmt: str, path: str) -> None:
+        try:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            with Case.open(self.case_dir) as case:
+                summary = export.export(case, fmt, path)
+        except WorkbenchError as error:
+            self.call_from_thread(self.notify, error.message, severity="error", title="Export")
+            return
+        except OSError as error:
+            message = f"cannot write {path}: {error.strerror or error}"
+            self.call_from_thread(self.notify, message, severity="error", title="Export")
+            return
+        self.call_from_thread(self.notify, summary, title="Export", timeout=6)
+
+    # ----- adding files -----------------------------------------------------------------
+
+    def action_add_files(self) -> None:
+        if self.ingesting:
+            self.notify("Files are being added already", severity="warning")
+            return
+
+        def chosen(path: str | None) -> None:
+            if path:
+                self.start_ingest(str(Path(path).expanduser()))
+
+        self.push_screen(PromptScreen("Add a file or folder to the case", "path"), chosen)
+
+    def start_ingest(self, path: str) -> None:
+        self.ingesting = True
+        bar = self.query_one("#ingest-progress", ProgressBar)
+        bar.update(total=None, progress=0)
+        self.query_one("#ingest-label", Label).update(f"adding {for_terminal(Path(path).name)}…")
+        self.query_one("#ingest").display = True
+        self.run_ingest(path)
+
+    @work(thread=True, exclusive=True, group="ingest")
+    def run_ingest(self, path: str) -> None:
+        """Ingest in this thread with a Case of its own; progress goes to the bar."""
+        try:
+            with Case.open(self.case_dir) as case:
+                report = pipeline.ingest(case, [path], observer=AppIngestObserver(self))
+        except WorkbenchError as error:
+            self.call_from_thread(self.ingest_done, None, error.message)
+            return
+        except Exception as error:  # the app must survive a broken batch
+            self.call_from_thread(self.ingest_done, None, f"ingest failed: {error}")
+            return
+        self.call_from_thread(self.ingest_done, report, None)
+
+    def ingest_progress(self, done: int, total: int) -> None:
+        self.query_one("#ingest-progress", ProgressBar).update(total=total, progress=done)
+
+    def ingest_done(self, report: Any, problem: str | None) -> None:
+        self.ingesting = False
+        self.query_one("#ingest").display = False
+        if report is None:
+            self.notify(problem or "ingest failed", severity="error", title="Add files")
+            return
+        summary = (
+            f"added {report.pages_added} page(s) from {report.files_ingested} file(s)"
+            f"; {report.files_already} already in the case"
+        )
+        if report.failures:
+            summary += f"; {len(report.failures)} failed"
+        if report.index_problem:
+            summary += f"; search index: {report.index_problem}"
+        severity = "warning" if report.failures else "information"
+        self.notify(summary, title="Add files", severity=severity, timeout=6)
+        absolute = self.window_offset + max(self.query_one("#pages", DataTable).cursor_row, 0)
+        self.reload(absolute - WINDOW // 2, absolute)
+
+    # ----- the page image in a real viewer, re-OCR ----------------------------------------
+
+    def action_open_image(self) -> None:
+        page_id = self.sync_cursor()
+        if page_id is not None:
+            self.notify(f"rendering {page_id}…", timeout=1)
+            self.save_image(page_id)
+
+    @work(thread=True, group="open-image")
+    def save_image(self, page_id: str) -> None:
+        try:
+            with Case.open(self.case_dir) as case:
+                image = views.page_image(case, page_id, max_side=2400)
+            handle, name = tempfile.mkstemp(prefix=f"workbench-{page_id}-", suffix=".png")
+            with open(handle, "wb") as out:
+                image.save(out, format="PNG")
+        except WorkbenchError as error:
+            self.call_from_thread(self.notify, error.message, severity="error")
+            return
+        except Exception as error:  # a broken file must not kill the app
+            self.call_from_thread(self.notify, f"{page_id}: {error}", severity="error")
+            return
+        self.call_from_thread(self.image_saved, name)
+
+    def image_saved(self, path: str) -> None:
+        opener = shutil.which("xdg-open")
+        if opener is None:
+            self.notify(f"No system viewer (xdg-open); page image saved to {path}", timeout=10)
+            return
+        try:
+            subprocess.Popen(  # noqa: S603 - a fixed program and our own temp file
+                [opener, path],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        except OSError as error:
+            self.notify(f"xdg-open failed ({error}); image saved to {path}", severity="warning")
+            return
+        self.notify(f"opened {path}", timeout=3)
+
+    def action_reocr(self) -> None:
+        page_id = self.sync_cursor()
+        if page_id is None:
+            return
+        ocr = (self.current_detail or {}).get("ocr") or {}
+        current = ocr.get("lang") or (self.current_detail or {}).get("ocr_lang") or "fas+eng"
+
+        def chosen(lang: str | None) -> None:
+            if lang:
+                self.with_reviewer(lambda: self.start_reocr(page_id, lang))
+
+        prompt = PromptScreen(f"Re-OCR {page_id} with language(s)", "fas+eng", value=current)
+        self.push_screen(prompt, chosen)
+
+    def start_reocr(self, page_id: str, lang: str) -> None:
+        self.notify(f"re-OCR of {page_id} ({lang}) started", timeout=2)
+        self.run_reocr(page_id, lang, self.reviewer or "")
+
+    @work(thread=True, group="reocr")
+    def run_reocr(self, page_id: str, lang: str, reviewer: str) -> None:
+        reocr = getattr(pipeline, "reocr_page", None)
+        if reocr is None:
+            message = "re-OCR is not available in this version of workbench"
+            self.call_from_thread(self.notify, message, severity="error")
+            return
+        try:
+            with Case.open(self.case_dir) as case:
+                reocr(case, page_id, lang, reviewer=reviewer)
+        except WorkbenchError as error:
+            self.call_from_thread(self.notify, error.message, severity="error", title="Re-OCR")
+            return
+        except Exception as error:  # tesseract crashing must not kill the app
+            message = f"{page_id}: {error}"
+            self.call_from_thread(self.notify, message, severity="error", title="Re-OCR")
+            return
+        self.call_from_thread(self.reocr_done, page_id, lang)
+
+    def reocr_done(self, page_id: str, lang: str) -> None:
+        self.refresh_row(page_id)
+        if page_id == self.current_page_id:
+            self.show_page(page_id, force=True)
+        self.update_status()
+        self.notify(f"{page_id} re-read with {lang}", timeout=3)
+
     # ----- status bar, help, theme ----------------------------------------------------
 
     def update_status(self) -> None:
@@ -664,6 +941,29 @@ def flatten(values: dict[str, Any]) -> list[tuple[str, Any]]:
         else:
             rows.append((key, value))
     return rows
+
+
+class AppIngestObserver(pipeline.IngestObserver):
+    """Runs in the ingest thread: every callback hops to the UI thread."""
+
+    def __init__(self, app: WorkbenchApp) -> None:
+        self.app = app
+
+    def page_done(self, pages_done: int, total_pages: int) -> None:
+        self.app.call_from_thread(self.app.ingest_progress, pages_done, total_pages)
+
+    def file_failed(self, path: str, reason: str) -> None:
+        message = f"{for_terminal(Path(path).name)}: {reason}"
+        self.app.call_from_thread(
+            self.app.notify, message, severity="warning", title="File not added"
+        )
+
+
+OWN_ACTIONS = {
+    binding.action.split("(", 1)[0]
+    for binding in WorkbenchApp.BINDINGS
+    if isinstance(binding, Binding)
+}
 
 
 def make_app(case_dir: str) -> WorkbenchApp:
