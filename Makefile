@@ -64,6 +64,7 @@ demo: setup
 	else echo "open the reviewer app with: $(BIN)/workbench --case $(DEMO)/case open"; fi
 
 bench: setup
+	@command -v ocrmypdf >/dev/null 2>&1 || { if [ "$$(id -u)" = "0" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ocrmypdf >/dev/null; else echo "bench needs ocrmypdf; run: sudo apt-get install -y ocrmypdf"; exit 1; fi; }
 	$(BIN)/python -m bench.run
 
 bench-quick: setup

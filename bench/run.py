@@ -1,96 +1,209 @@
-"""Ingest benchmarks: pages/s of scanned and born-digital ingest, in one run.
+"""Benchmarks of workbench, in one run: scanned ingest vs its limit and vs OCRmyPDF,
+born-digital ingest, search latency, ingest memory, and the app.
 
-Speeds drift on a shared machine, so figures that compare are taken in the same run
-and reported as ratios. Writes bench/results/latest.json and prints a table.
-Usage: python -m bench.run [--quick]
+Speeds drift on a shared machine, so every figure compared against a goal is either a
+ratio of two things measured in this run or a time measured in this run. Writes
+bench/results/latest.json (--quick: quick.json) and prints a table. Generated data
+(fixture troves, copies, the large synthetic search case) is cached in ~/.cache/workbench-bench/ (or
+$WORKBENCH_BENCH_CACHE), keyed by a version string and a hash of fixtures/*.py.
+
+Usage: python -m bench.run [--quick]   (--quick: small sizes, a CI smoke test; no speed
+goal is judged)
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import subprocess
-import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from fixtures.generate import generate_trove
-
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "results"
+from bench import app, digital, scanned, search
+from bench.common import CORES, RESULTS, cache_root, fixtures_key
 
 
-def _ingest(trove: Path, case: Path, jobs: int, lang: str) -> float:
-    inputs = [str(trove / d) for d in ("born_digital", "scans", "loose") if (trove / d).exists()]
-    command = [sys.executable, "-m", "workbench", "--case", str(case), "ingest", *inputs,
-               "--jobs", str(jobs), "--lang", lang, "--quiet"]  # fmt: skip
+@dataclass(frozen=True)
+class Sizes:
+    scanned_pages: int
+    digital_pages: int
+    search_pages: int
+    memory_small: int
+    memory_large: int
+
+
+FULL = Sizes(40, 700, 100_000, 1_000, 10_000)
+QUICK = Sizes(6, 60, 5_000, 300, 1_000)
+FLAT_GROWTH = 1.25  # peak RSS large/small at or under this counts as flat (linear: ~10x)
+
+
+def machine() -> dict[str, Any]:
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        tesseract = subprocess.run(["tesseract", "--version"], capture_output=True, text=True)
+        tesseract_version = (tesseract.stdout or tesseract.stderr).splitlines()[0]
+    except (OSError, IndexError):
+        tesseract_version = "unknown"
+    return {
+        "cpus": CORES,
+        "cpu_model": model,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "tesseract": tesseract_version,
+        "ocrmypdf": scanned.ocrmypdf_version(),
+    }
+
+
+def _timed(sections: dict[str, float], name: str, func, *args):
     started = time.perf_counter()
-    subprocess.run(command, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    return time.perf_counter() - started
+    try:
+        return func(*args)
+    finally:
+        sections[name] = round(time.perf_counter() - started, 1)
 
 
-def _page_count(trove: Path) -> int:
-    return json.loads((trove / "ground_truth.json").read_text(encoding="utf-8"))["total_pages"]
+def measure(sizes: Sizes, work: Path) -> dict[str, Any]:
+    sections: dict[str, float] = {}
+    results: dict[str, Any] = {"sections_seconds": sections}
+    results["scanned"] = _timed(sections, "scanned", scanned.run, work, sizes.scanned_pages)
+    born = _timed(sections, "born_digital", digital.speed, work, sizes.digital_pages)
+    results["born_digital"] = born
+    small_case = Path(born.pop("case_dir"))
+    results["search_small"] = {
+        "pages": born["pages"],
+        **_timed(sections, "search_small", search.latency, small_case),
+    }
+    folder, info = _timed(sections, "search_large_build", search.large_case, sizes.search_pages)
+    results["search_large"] = {
+        "pages": sizes.search_pages,
+        "build": info,
+        **_timed(sections, "search_large", search.latency, folder),
+    }
+    results["memory"] = _timed(
+        sections, "memory", digital.memory, work, sizes.memory_small, sizes.memory_large
+    )
+    results["app"] = {"pages": sizes.search_pages, **_timed(sections, "app", app.run, folder, work)}
+    return results
+
+
+def rows(results: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
+    """(figure, value, goal, passed) for the table; passed None when there is no goal."""
+    out: list[tuple[str, str, str, bool | None]] = []
+    s = results["scanned"]
+    n, c = s["pages"], s["jobs"]
+    out.append((f"scanned ingest, {n} pages, --jobs {c}", f"{s['ingest_seconds']} s", "", None))
+    out.append((f"  limit: sum of 1-thread Tesseract / {c}", f"{s['limit_seconds']} s", "", None))
+    ratio = s["ratio_ingest_vs_limit"]
+    out.append(("  ratio ingest / limit", f"{ratio}", "<= 1.10", ratio <= 1.10))
+    if "ocrmypdf_seconds" in s:
+        out.append((f"  ocrmypdf -j {c}, same pages", f"{s['ocrmypdf_seconds']} s", "", None))
+        ratio = s["ratio_workbench_vs_ocrmypdf"]
+        out.append(("  ratio workbench / ocrmypdf", f"{ratio}", "<= 0.65", ratio <= 0.65))
+        for lang in sorted(s["workbench_cer"]):
+            value = f"{s['workbench_cer'][lang]:.3f} / {s['ocrmypdf_cer'].get(lang, 0):.3f}"
+            out.append((f"  CER {lang}: workbench / ocrmypdf", value, "", None))
+    else:
+        out.append(("  ocrmypdf", s["ocrmypdf"], "<= 0.65", False))
+    b = results["born_digital"]
+    seconds = b["ingest_seconds"]
+    out.append((f"born-digital ingest+index, {b['pages']} pages", f"{seconds} s", "<= 3 s",
+                seconds <= 3))  # fmt: skip
+    again = b["reingest_unchanged_seconds"]
+    out.append(("  re-ingest unchanged", f"{again} s", "<= 1 s", again <= 1))
+    build = results["search_large"]["build"]
+    if not build["cached"]:
+        seconds = build["rows_seconds"] + build["index_seconds"]
+        pages = f"{results['search_large']['pages']:,}"
+        out.append((f"build {pages}-page search case (once)", f"{seconds:.0f} s", "", None))
+    for key, goal in (("search_small", 10.0), ("search_large", 100.0)):
+        r = results[key]
+        label = f"search, {r['pages']:,} pages"
+        out.append((f"{label}: p50", f"{r['p50_ms']} ms", "", None))
+        out.append((f"{label}: p95", f"{r['p95_ms']} ms", f"<= {goal:g} ms", r["p95_ms"] <= goal))
+        if r["failed_queries"]:
+            failed = len(r["failed_queries"])
+            out.append((f"{label}: queries that fail", f"{failed}", "0", False))
+    m = results["memory"]
+    for label in ("small", "large"):
+        e = m[label]
+        goal, passed = (
+            ("<= 400 MB", e["peak_tree_rss_mb"] <= 400) if label == "large" else ("", None)
+        )
+        label = f"ingest peak RSS (tree), {e['pages']:,} pages"
+        out.append((label, f"{e['peak_tree_rss_mb']} MB", goal, passed))
+    out.append((f"  growth ({m['pages_ratio']}x pages)", f"{m['growth_ratio']}x",
+                f"<= {FLAT_GROWTH} (flat)", m["growth_ratio"] <= FLAT_GROWTH))  # fmt: skip
+    a = results["app"]
+    if "skipped" in a:
+        out.append(("app", a["skipped"], "", None))
+    else:
+        pages = f"{a['pages']:,}"
+        out.append((f"app: start to first idle paint, {pages} pages",
+                    f"{a['first_idle_paint_seconds']} s", "", None))  # fmt: skip
+        if "status_key_median_ms" in a:
+            out.append(("app: 'v' shown in page list, median",
+                        f"{a['status_key_median_ms']} ms", "", None))  # fmt: skip
+        else:
+            out.append(("app: status key", a["status_key"], "", None))
+    return out
+
+
+def table(results: dict[str, Any], quick: bool) -> str:
+    lines = [f"{'figure':<46} {'value':>16}  {'goal':<16} result", "-" * 90]
+    for figure, value, goal, passed in rows(results):
+        if passed is None:
+            verdict = ""
+        elif quick:
+            verdict = "(quick: not judged)"
+        else:
+            verdict = "pass" if passed else "FAIL"
+        if len(value) > 16:  # a sentence, not a number
+            lines.append(f"{figure:<46} {value}")
+        else:
+            lines.append(f"{figure:<46} {value:>16}  {goal:<16} {verdict}".rstrip())
+    return "\n".join(lines)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes (CI smoke test)")
     args = parser.parse_args()
-    scanned_pages = 6 if args.quick else 40
-    digital_pages = 60 if args.quick else 700
-    results: dict[str, object] = {
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-        },  # fmt: skip
+    sizes = QUICK if args.quick else FULL
+    started = time.perf_counter()
+    results: dict[str, Any] = {
+        "machine": machine(),
         "quick": args.quick,
+        "sizes": sizes.__dict__,
+        "cache": str(cache_root() / fixtures_key()),
     }
     with tempfile.TemporaryDirectory(prefix="wb-bench-") as tmp:
-        work = Path(tmp)
-        scanned = work / "scanned"
-        generate_trove(scanned, pages=scanned_pages, scanned=scanned_pages, seed=7)
-        n_scanned = _page_count(scanned)
-        timings = {}
-        for jobs in (1, 2):
-            seconds = _ingest(scanned, work / f"case-scan-{jobs}", jobs, "fas+eng")
-            timings[jobs] = seconds
-            results[f"scanned_jobs{jobs}"] = {
-                "pages": n_scanned,
-                "seconds": round(seconds, 2),
-                "pages_per_second": round(n_scanned / seconds, 3),
-            }
-        results["scanned_speedup_jobs2_vs_jobs1"] = round(timings[1] / timings[2], 2)
-
-        digital = work / "digital"
-        generate_trove(digital, pages=digital_pages, scanned=0, seed=7)
-        n_digital = _page_count(digital)
-        first = _ingest(digital, work / "case-digital", 2, "eng")
-        again = _ingest(digital, work / "case-digital", 2, "eng")
-        results["born_digital"] = {
-            "pages": n_digital,
-            "ingest_seconds": round(first, 2),
-            "pages_per_second": round(n_digital / first, 1),
-            "reingest_unchanged_seconds": round(again, 2),
-        }
+        results.update(measure(sizes, Path(tmp)))
+    results["total_seconds"] = round(time.perf_counter() - started, 1)
+    results["table"] = [
+        {"figure": f.strip(), "value": v, "goal": g, "passed": p} for f, v, g, p in rows(results)
+    ]
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "latest.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    print(f"{'figure':<40} {'value':>12}")
-    for key in ("scanned_jobs1", "scanned_jobs2"):
-        entry = results[key]
-        label = f"{key} ({entry['pages']} pages)"
-        print(f"{label:<40} {entry['pages_per_second']:>8} p/s")
-    speedup = results["scanned_speedup_jobs2_vs_jobs1"]
-    print(f"{'scanned speed-up, jobs 2 / jobs 1':<40} {speedup:>10}x")
-    bd = results["born_digital"]
-    print(
-        f"{'born-digital ingest (' + str(bd['pages']) + ' pages)':<40} {bd['ingest_seconds']:>10} s"
-    )
-    print(f"{'born-digital re-ingest unchanged':<40} {bd['reingest_unchanged_seconds']:>10} s")
+    text = json.dumps(results, indent=2, ensure_ascii=False) + "\n"
+    # --quick must not overwrite the figures of the last full run.
+    written = RESULTS / ("quick.json" if args.quick else "latest.json")
+    written.write_text(text, encoding="utf-8")
+    info = results["machine"]
+    print(f"workbench bench ({'quick' if args.quick else 'full'}): {info['cpus']} cores, "
+          f"{info['cpu_model']}, Python {info['python']}, {info['tesseract']}")  # fmt: skip
+    print(table(results, args.quick))
+    print(f"total {results['total_seconds']} s; sections: {results['sections_seconds']}")
+    print(f"written: {written.relative_to(RESULTS.parent.parent)}")
     return 0
 
 

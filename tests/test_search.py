@@ -225,3 +225,37 @@ def test_phrases_from_real_pdfs_are_found_on_their_page(tmp_path):
                         print("not found:", pdf.name, number, phrase)
     assert tried >= 30
     assert found == tried
+
+
+def test_words_and_date_ranges_together_on_thousands_of_pages(tmp_path):
+    """Regression: Whoosh's multi-valued DATETIME field crashed `oil AND date:2014` (an
+    assertion in its intersection matcher) once a case had a few thousand pages."""
+    import random
+
+    rng = random.Random(5)
+    words = ["oil", "minister", "exchange", "house", "tehran", "source", "meeting", "border"]
+    expected_oil_2014 = 0
+    with Case.open(tmp_path / "case", create=True) as case:
+        with case.transaction():
+            for number in range(5000):
+                source = case.record_source(
+                    path=f"/synthetic/{number}.pdf", sha256=f"{number:064x}", size=1,
+                    kind="pdf", status="ingested", page_count=1,
+                )  # fmt: skip
+                text = " ".join(rng.choice(words) for _ in range(30))
+                years = [rng.choice([2014, 2015]) for _ in range(3)]
+                dates = [
+                    {"start": 0, "end": 1, "original": "x", "calendar": "gregorian",
+                     "iso": f"{year}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"}
+                    for year in years
+                ]  # fmt: skip
+                if "oil" in text.split() and 2014 in years:
+                    expected_oil_2014 += 1
+                case.add_page(
+                    source, {"page_number": 1, "text": text, "text_source": "layer", "dates": dates}
+                )
+        index.sync(case)
+        assert index.search(case, "oil AND date:2014", limit=1).total == expected_oil_2014
+        ranged = index.search(case, "oil date:[2014-01-01 TO 2014-12-31]", limit=1).total
+        assert ranged == expected_oil_2014
+        assert index.search(case, "date:[2014 TO 2015]", limit=1).total == 5000

@@ -19,13 +19,12 @@ import re
 import shutil
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 from whoosh import index as whoosh_index
 from whoosh import qparser, sorting
-from whoosh.fields import DATETIME, ID, NUMERIC, TEXT, Schema
+from whoosh.fields import ID, KEYWORD, NUMERIC, TEXT, Schema
 from whoosh.index import LockError
 from whoosh.searching import Hit
 from whoosh.util.filelock import try_for
@@ -35,7 +34,9 @@ from workbench.analysis import NormalizingTokenizer, normalize_query, page_text_
 from workbench.errors import UsageError, WorkbenchError
 from workbench.store import Case
 
-INDEX_DIRNAME = "index"
+# The folder name carries the index layout version: a new layout is built beside the old
+# one from the case database (every page is queued when the folder is new).
+INDEX_DIRNAME = "index-v2"
 DEFAULT_WRITER_TIMEOUT = 30.0
 SYNC_BATCH = 500
 SNIPPET_WIDTH = 180
@@ -81,7 +82,10 @@ def schema() -> Schema:
         status=ID(stored=True),
         document=ID(stored=True),
         notes=TEXT(analyzer=analyzer, phrase=True),
-        date=DATETIME(),
+        # ISO dates as keywords: ranges compare as strings (ISO order is date order).
+        # Whoosh's multi-valued DATETIME field trips an assertion in its intersection
+        # matcher ("oil AND date:2014" on a few thousand pages), so it is not used.
+        date=KEYWORD(lowercase=False),
     )
 
 
@@ -94,7 +98,9 @@ def open_or_create(case: Case) -> whoosh_index.Index:
     if whoosh_index.exists_in(str(folder)):
         return whoosh_index.open_dir(str(folder))
     folder.mkdir(parents=True, exist_ok=True)
-    return whoosh_index.create_in(str(folder), schema())
+    created = whoosh_index.create_in(str(folder), schema())
+    case.queue_all_pages_for_index()  # a new or lost index is filled from the case
+    return created
 
 
 def _writer(ix: whoosh_index.Index, timeout: float):
@@ -134,12 +140,7 @@ def page_language(text: str, ocr_lang: str | None) -> str:
 
 def _document(row: dict[str, Any], dates: list[str]) -> dict[str, Any]:
     path = row["source_path"]
-    parsed_dates = []
-    for iso in dates:
-        try:
-            parsed_dates.append(datetime.combine(date.fromisoformat(iso), datetime.min.time()))
-        except ValueError:
-            continue
+    valid_dates = sorted({iso for iso in dates if _ISO_DATE.fullmatch(iso)})
     document = {
         "page_id": row["page_id"],
         "path": path,
@@ -152,8 +153,8 @@ def _document(row: dict[str, Any], dates: list[str]) -> dict[str, Any]:
         "document": row["document_id"] or "",
         "notes": row["notes"] or "",
     }
-    if parsed_dates:
-        document["date"] = parsed_dates
+    if valid_dates:
+        document["date"] = " ".join(valid_dates)
     return document
 
 
@@ -260,7 +261,10 @@ def parse_query(text: str):
     parser = qparser.QueryParser("text", schema())
     parser.add_plugin(qparser.FuzzyTermPlugin())
     parser.add_plugin(qparser.GtLtPlugin())
-    prepared = _alias_fields(normalize_query(text))
+    try:
+        prepared = _date_terms(_alias_fields(normalize_query(text)))
+    except QueryError as error:
+        raise QueryError(f"cannot understand the query {text!r}: {error}") from None
     try:
         query = parser.parse(prepared)
     except Exception as error:  # Whoosh raises many types on odd input
@@ -269,6 +273,47 @@ def parse_query(text: str):
     if problem:
         raise QueryError(f"cannot understand the query {text!r}: {problem}")
     return query
+
+
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_PARTIAL_DATE = re.compile(r"\d{4}(?:-\d{2}(?:-\d{2})?)?")
+_DATE_RANGE = re.compile(
+    r"date:([\[{])\s*([^\]}]*?)\s*(?:\bto\b|\bTO\b)\s*([^\]}]*?)\s*([\]}])", re.IGNORECASE
+)
+_DATE_TERM = re.compile(r"date:(?![\[{])(\S+)")
+
+
+def _date_terms(text: str) -> str:
+    """Rewrite date queries for the keyword date field.
+
+    ``date:2014`` / ``date:2014-08`` / ``date:2014-08-03`` become prefixes; a range's
+    partial upper bound is stretched to the end of its year or month.
+    """
+
+    def check(value: str) -> str:
+        if value and not _PARTIAL_DATE.fullmatch(value):
+            raise QueryError(
+                f"{value!r} is not a date: dates in queries look like 2014-08-03, 2014-08 or 2014"
+            )
+        return value
+
+    def upper(value: str) -> str:
+        value = check(value)
+        if len(value) == 4:
+            return value + "-12-31"
+        if len(value) == 7:
+            return value + "-31"
+        return value
+
+    def range_(match: re.Match[str]) -> str:
+        opening, low, high, closing = match.groups()
+        return f"date:{opening}{check(low)} TO {upper(high)}{closing}"
+
+    def term(match: re.Match[str]) -> str:
+        value = match.group(1).rstrip("*")
+        return f"date:{check(value)}*"
+
+    return _DATE_TERM.sub(term, _DATE_RANGE.sub(range_, text))
 
 
 def _alias_fields(text: str) -> str:

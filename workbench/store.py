@@ -539,6 +539,10 @@ class Case:
 
     # ----- search index feed --------------------------------------------------------
 
+    def queue_all_pages_for_index(self) -> None:
+        with self.transaction():
+            self.db.execute("INSERT OR IGNORE INTO index_queue(page_row) SELECT id FROM pages")
+
     def index_queue_batch(self, size: int) -> list[int]:
         rows = self.db.execute(
             "SELECT page_row FROM index_queue ORDER BY page_row LIMIT ?", (size,)

@@ -1,0 +1,76 @@
+"""Born-digital ingest speed (700 pages, then unchanged again) and ingest memory at scale."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from bench.common import CORES, cache_root, cached_trove, fixtures_key, ground_truth, ingest
+
+
+def speed(work: Path, pages: int) -> dict[str, Any]:
+    trove = cached_trove("digital", pages=pages, scanned=0, seed=7)
+    case_dir = work / "case-digital"
+    inputs = [str(trove / "born_digital")]
+    first = ingest(case_dir, inputs, jobs=CORES, lang="eng")
+    again = ingest(case_dir, inputs, jobs=CORES, lang="eng")
+    return {
+        "pages": ground_truth(trove)["total_pages"],
+        "jobs": CORES,
+        "ingest_seconds": round(first.seconds, 2),
+        "pages_per_second": round(ground_truth(trove)["total_pages"] / first.seconds, 1),
+        "reingest_unchanged_seconds": round(again.seconds, 2),
+        "case_dir": str(case_dir),
+    }
+
+
+def copied_trove(base: Path, target_pages: int, out: Path) -> int:
+    """At least target_pages pages made of copies of base's born-digital files.
+
+    Each copy gets ``%bench N`` appended after ``%%EOF`` (a PDF comment) so every file
+    hashes differently and none is skipped as a duplicate. Returns the page count.
+    """
+    files = [(f["path"], len(f["pages"])) for f in ground_truth(base)["files"]]
+    if out.exists():
+        shutil.rmtree(out)
+    total, copy = 0, 0
+    while total < target_pages:
+        for rel, count in files:
+            if total >= target_pages:
+                break
+            dest = out / f"copy{copy:03d}" / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            data = (base / rel).read_bytes()
+            dest.write_bytes(data + f"\n%bench {copy}\n".encode())
+            total += count
+        copy += 1
+    return total
+
+
+def memory(work: Path, small: int, large: int) -> dict[str, Any]:
+    """Peak RSS of ingesting `small` and `large` born-digital pages (copies of one trove)."""
+    base = cached_trove("digital", pages=min(small, 1000), scanned=0, seed=11)
+    result: dict[str, Any] = {"jobs": CORES}
+    for label, target in (("small", small), ("large", large)):
+        folder = cache_root() / fixtures_key() / f"copies-{min(small, 1000)}-{target}"
+        marker = folder / ".pages"
+        if marker.exists():
+            pages = int(marker.read_text())
+        else:
+            pages = copied_trove(base, target, folder / "trove")
+            marker.write_text(str(pages))
+        case_dir = work / f"case-memory-{label}"
+        ran = ingest(case_dir, [str(folder / "trove")], jobs=CORES, lang="eng")
+        result[label] = {
+            "pages": pages,
+            "seconds": round(ran.seconds, 2),
+            "peak_tree_rss_mb": round(ran.peak_tree_rss_mb, 1),
+            "max_process_rss_mb": round(ran.max_process_rss_mb, 1),
+        }
+        shutil.rmtree(case_dir, ignore_errors=True)
+    small_peak = result["small"]["peak_tree_rss_mb"]
+    large_peak = result["large"]["peak_tree_rss_mb"]
+    result["growth_ratio"] = round(large_peak / small_peak, 3)
+    result["pages_ratio"] = round(result["large"]["pages"] / result["small"]["pages"], 2)
+    return result

@@ -1,0 +1,177 @@
+"""Scanned ingest against its limit (plain single-threaded Tesseract) and against OCRmyPDF."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pymupdf
+from PIL import Image, ImageOps
+
+from bench.common import CORES, cached_trove, ground_truth, ingest, run_measured, trove_inputs
+from workbench import readers
+from workbench.quality import character_error_rate
+from workbench.store import Case
+
+OCRMYPDF_ARGS = ["-l", "fas+eng", "--rotate-pages", "--deskew", "--output-type", "pdf",
+                 "--optimize", "0"]  # fmt: skip
+
+
+def _pages(trove: Path) -> list[tuple[str, dict[str, Any]]]:
+    """(relative path, ground-truth page) for every page, in ground-truth order."""
+    return [(f["path"], page) for f in ground_truth(trove)["files"] for page in f["pages"]]
+
+
+def _ingest_image(trove: Path, rel: str, page: dict[str, Any]) -> Image.Image:
+    """The page image exactly as ingest hands it to OCR (readers._analyse_*_page)."""
+    path = str(trove / rel)
+    if readers.identify(path) == "pdf":
+        doc, _ = readers.open_pdf(path)
+        try:
+            return readers.render_for_ocr(doc.load_page(page["page_number"] - 1))
+        finally:
+            doc.close()
+    with readers.open_image(path) as image:
+        index = page["page_number"] - 1
+        image.seek(index)
+        frame = ImageOps.exif_transpose(image) if index == 0 else image.copy()
+        dpi = image.info.get("dpi") or (readers.OCR_DPI, readers.OCR_DPI)
+        gray = frame.convert("L")
+    return readers._to_ocr_resolution(gray, min(float(dpi[0]), float(dpi[1])))
+
+
+def _upright(image: Image.Image, page: dict[str, Any]) -> Image.Image:
+    """Undo the fixture's quarter turn (clockwise) and skew (counter-clockwise)."""
+    if page["rotation"]:
+        image = image.rotate(page["rotation"], expand=True)
+    if page["skew"]:
+        image = image.rotate(
+            -page["skew"], resample=Image.Resampling.BICUBIC, expand=True, fillcolor=255
+        )
+    return image
+
+
+def tesseract_limit(trove: Path) -> dict[str, Any]:
+    """Sum of single-threaded plain Tesseract time over the pages (upright, one language)."""
+    import pytesseract
+
+    os.environ["OMP_THREAD_LIMIT"] = "1"  # inherited by every tesseract pytesseract starts
+    total = 0.0
+    per_lang: dict[str, float] = {}
+    for rel, page in _pages(trove):
+        image = _upright(_ingest_image(trove, rel, page), page)
+        lang = "fas" if page["lang"] == "fas" else "eng"
+        started = time.perf_counter()
+        pytesseract.image_to_string(image, lang=lang)
+        seconds = time.perf_counter() - started
+        total += seconds
+        per_lang[lang] = per_lang.get(lang, 0.0) + seconds
+    return {"tesseract_seconds_sum": total, "per_lang_seconds": per_lang}
+
+
+def _page_image_for_pdf(trove: Path, rel: str, page: dict[str, Any]) -> tuple[bytes, float, float]:
+    """The scan as found in the trove (not uprighted): image bytes and page size in points."""
+    path = trove / rel
+    if readers.identify(str(path)) == "pdf":
+        with pymupdf.open(path) as doc:
+            source = doc.load_page(page["page_number"] - 1)
+            xref = source.get_images()[0][0]
+            return doc.extract_image(xref)["image"], source.rect.width, source.rect.height
+    with Image.open(path) as image:
+        image.seek(page["page_number"] - 1)
+        frame = ImageOps.exif_transpose(image) if page["page_number"] == 1 else image.copy()
+        dpi = image.info.get("dpi") or (300, 300)
+        if frame.mode not in ("1", "L"):
+            frame = frame.convert("L")
+        from io import BytesIO
+
+        buffer = BytesIO()
+        frame.save(buffer, format="PNG")
+        dpi_x, dpi_y = float(dpi[0]) or 300.0, float(dpi[1]) or 300.0
+        return buffer.getvalue(), frame.width * 72 / dpi_x, frame.height * 72 / dpi_y
+
+
+def assemble_pdf(trove: Path, out: Path) -> None:
+    """All the pages as one image-only PDF, one image per page, at the scan's own size."""
+    doc = pymupdf.open()
+    for rel, page in _pages(trove):
+        data, width, height = _page_image_for_pdf(trove, rel, page)
+        new = doc.new_page(width=width, height=height)
+        new.insert_image(new.rect, stream=data)
+    doc.save(out)
+    doc.close()
+
+
+def ocrmypdf_available() -> bool:
+    return shutil.which("ocrmypdf") is not None
+
+
+def ocrmypdf_version() -> str | None:
+    if not ocrmypdf_available():
+        return None
+    found = subprocess.run(["ocrmypdf", "--version"], capture_output=True, text=True)
+    return found.stdout.strip() or None
+
+
+def _cer_by_lang(pairs: list[tuple[str, str, str]]) -> dict[str, float]:
+    """Mean page CER per language from (lang, reference, hypothesis)."""
+    sums: dict[str, list[float]] = {}
+    for lang, reference, hypothesis in pairs:
+        sums.setdefault(lang, []).append(character_error_rate(reference, hypothesis))
+    return {lang: round(sum(v) / len(v), 4) for lang, v in sorted(sums.items())}
+
+
+def workbench_texts(case_dir: Path, trove: Path) -> dict[tuple[str, int], str]:
+    with Case.open(case_dir) as case:
+        texts = {}
+        for row in case.page_rows():
+            rel = Path(row["source_path"]).resolve().relative_to(trove.resolve()).as_posix()
+            texts[(rel, row["page_number"])] = row["text"] or ""
+        return texts
+
+
+def run(work: Path, pages: int) -> dict[str, Any]:
+    trove = cached_trove("scanned", pages=pages, scanned=pages, seed=7)
+    page_list = _pages(trove)
+    result: dict[str, Any] = {"pages": len(page_list), "jobs": CORES}
+
+    case_dir = work / "case-scanned"
+    ingested = ingest(case_dir, trove_inputs(trove), jobs=CORES, lang="fas+eng")
+    result["ingest_seconds"] = round(ingested.seconds, 2)
+
+    limit = tesseract_limit(trove)
+    limit_seconds = limit["tesseract_seconds_sum"] / CORES
+    result["tesseract_seconds_sum"] = round(limit["tesseract_seconds_sum"], 2)
+    result["tesseract_per_lang_seconds"] = {
+        k: round(v, 2) for k, v in limit["per_lang_seconds"].items()
+    }
+    result["limit_seconds"] = round(limit_seconds, 2)
+    result["ratio_ingest_vs_limit"] = round(ingested.seconds / limit_seconds, 3)
+
+    texts = workbench_texts(case_dir, trove)
+    truth = [(page["lang"], page["text"]) for _, page in page_list]
+    wb_pairs = [
+        (lang, text, texts.get((rel, page["page_number"]), ""))
+        for (rel, page), (lang, text) in zip(page_list, truth, strict=True)
+    ]
+    result["workbench_cer"] = _cer_by_lang(wb_pairs)
+
+    if not ocrmypdf_available():
+        result["ocrmypdf"] = "not measured: ocrmypdf is not installed (apt-get install ocrmypdf)"
+        return result
+    source_pdf, output_pdf = work / "ocrmypdf-in.pdf", work / "ocrmypdf-out.pdf"
+    assemble_pdf(trove, source_pdf)
+    command = ["ocrmypdf", "-q", "-j", str(CORES), *OCRMYPDF_ARGS, str(source_pdf), str(output_pdf)]
+    ran = run_measured(command)
+    result["ocrmypdf_version"] = ocrmypdf_version()
+    result["ocrmypdf_seconds"] = round(ran.seconds, 2)
+    result["ratio_workbench_vs_ocrmypdf"] = round(ingested.seconds / ran.seconds, 3)
+    with pymupdf.open(output_pdf) as doc:
+        layer = [doc.load_page(i).get_text("text") for i in range(doc.page_count)]
+    om_pairs = [(lang, text, layer[i]) for i, (lang, text) in enumerate(truth)]
+    result["ocrmypdf_cer"] = _cer_by_lang(om_pairs)
+    return result
