@@ -141,6 +141,29 @@ MIGRATIONS: list[str] = [
 
 SCHEMA_VERSION = len(MIGRATIONS)
 
+# What one reading of a page (text layer or OCR) sets; re-OCR replaces exactly these.
+_READING_COLUMNS = (
+    "text",
+    "text_source",
+    "char_count",
+    "ocr_engine",
+    "ocr_lang",
+    "ocr_confidence",
+    "ocr_rotation",
+    "ocr_skew",
+    "orientation_method",
+    "marker_number",
+    "marker_total",
+    "marker_text",
+    "error",
+)
+
+
+def _reading_values(page: dict[str, Any]) -> tuple[Any, ...]:
+    values = dict(page, char_count=len(page["text"]))
+    return tuple(values.get(column) for column in _READING_COLUMNS)
+
+
 _REVIEW_COLUMNS = (
     "ifnull(r.status, 'unreviewed') AS status, r.reviewer, r.reviewed_at,"
     " r.document_id, ifnull(r.notes, '') AS notes"
@@ -340,46 +363,39 @@ class Case:
         Page ids follow the row id, which SQLite assigns as max+1: a rolled-back
         transaction consumes no number, so ids stay gapless across crashes.
         """
+        columns = ", ".join(_READING_COLUMNS)
+        marks = ",".join("?" * len(_READING_COLUMNS))
         row_id = self.db.execute(
-            "INSERT INTO pages(page_id, source_id, page_number, text, text_source, char_count,"
-            " ocr_engine, ocr_lang, ocr_confidence, ocr_rotation, ocr_skew, orientation_method,"
-            " page_sha256, width_pt, height_pt, marker_number, marker_total, marker_text,"
-            " metadata, error)"
-            " VALUES ('pending', ?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id",
+            "INSERT INTO pages(page_id, source_id, page_number, page_sha256, width_pt,"
+            f" height_pt, metadata, {columns}) VALUES ('pending', ?,?,?,?,?,?, {marks})"
+            " RETURNING id",
             (
                 source_id,
                 page["page_number"],
-                page["text"],
-                page["text_source"],
-                len(page["text"]),
-                page.get("ocr_engine"),
-                page.get("ocr_lang"),
-                page.get("ocr_confidence"),
-                page.get("ocr_rotation"),
-                page.get("ocr_skew"),
-                page.get("orientation_method"),
                 page.get("page_sha256"),
                 page.get("width_pt"),
                 page.get("height_pt"),
-                page.get("marker_number"),
-                page.get("marker_total"),
-                page.get("marker_text"),
                 _dumps(page.get("metadata") or {}),
-                page.get("error"),
+                *_reading_values(page),
             ),
         ).fetchone()[0]
         page_id = format_page_id(self.prefix_cached, row_id)
         self.db.execute("UPDATE pages SET page_id = ? WHERE id = ?", (page_id, row_id))
+        self._store_dates(row_id, page)
+        return page_id
+
+    def _store_dates(self, page_row: int, page: dict[str, Any]) -> None:
+        """The dates found in the page's text; the page goes on the index queue."""
+        self.db.execute("DELETE FROM page_dates WHERE page_row = ?", (page_row,))
         self.db.executemany(
             "INSERT INTO page_dates(page_row, start, end, original, calendar, iso)"
             " VALUES (?,?,?,?,?,?)",
             [
-                (row_id, d["start"], d["end"], d["original"], d["calendar"], d["iso"])
+                (page_row, d["start"], d["end"], d["original"], d["calendar"], d["iso"])
                 for d in page.get("dates", ())
             ],
         )
-        self.db.execute("INSERT OR IGNORE INTO index_queue(page_row) VALUES (?)", (row_id,))
-        return page_id
+        self.db.execute("INSERT OR IGNORE INTO index_queue(page_row) VALUES (?)", (page_row,))
 
     @property
     def prefix_cached(self) -> str:
@@ -419,38 +435,11 @@ class Case:
 
     def replace_page_text(self, page_row: int, page: dict[str, Any]) -> None:
         """Swap in a new reading of a page (re-OCR). Call inside a transaction."""
+        assignments = ", ".join(f"{column} = ?" for column in _READING_COLUMNS)
         self.db.execute(
-            "UPDATE pages SET text = ?, text_source = ?, char_count = ?, ocr_engine = ?,"
-            " ocr_lang = ?, ocr_confidence = ?, ocr_rotation = ?, ocr_skew = ?,"
-            " orientation_method = ?, marker_number = ?, marker_total = ?, marker_text = ?,"
-            " error = ? WHERE id = ?",
-            (
-                page["text"],
-                page["text_source"],
-                len(page["text"]),
-                page.get("ocr_engine"),
-                page.get("ocr_lang"),
-                page.get("ocr_confidence"),
-                page.get("ocr_rotation"),
-                page.get("ocr_skew"),
-                page.get("orientation_method"),
-                page.get("marker_number"),
-                page.get("marker_total"),
-                page.get("marker_text"),
-                page.get("error"),
-                page_row,
-            ),
+            f"UPDATE pages SET {assignments} WHERE id = ?", (*_reading_values(page), page_row)
         )
-        self.db.execute("DELETE FROM page_dates WHERE page_row = ?", (page_row,))
-        self.db.executemany(
-            "INSERT INTO page_dates(page_row, start, end, original, calendar, iso)"
-            " VALUES (?,?,?,?,?,?)",
-            [
-                (page_row, d["start"], d["end"], d["original"], d["calendar"], d["iso"])
-                for d in page.get("dates", ())
-            ],
-        )
-        self.db.execute("INSERT OR IGNORE INTO index_queue(page_row) VALUES (?)", (page_row,))
+        self._store_dates(page_row, page)
 
     def source_kind(self, source_id: int) -> str | None:
         row = self.db.execute("SELECT kind FROM sources WHERE id = ?", (source_id,)).fetchone()
