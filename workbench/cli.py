@@ -525,9 +525,10 @@ def docs(state: _State, as_json: bool) -> None:
     with state.open_case() as case:
         records = documents.document_records(case)
     for record in records:
-        click.echo(
-            json.dumps(record, ensure_ascii=False) if as_json else _describe_document(record)
-        )
+        if as_json:
+            _print_json(record)
+        else:
+            click.echo(_describe_document(record))
 
 
 def _describe_document(record: dict[str, Any]) -> str:

@@ -15,7 +15,8 @@ from workbench.store import Case
 
 
 def source_records(case: Case) -> list[dict[str, Any]]:
-    paths = {s.id: s.path for s in case.sources()}
+    sources = case.sources()
+    paths = {s.id: s.path for s in sources}
     return [
         {
             "path": s.path,
@@ -28,7 +29,7 @@ def source_records(case: Case) -> list[dict[str, Any]]:
             "duplicate_of": paths.get(s.duplicate_of) if s.duplicate_of else None,
             "recorded_at": s.recorded_at,
         }
-        for s in case.sources()
+        for s in sources
     ]
 
 
