@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from workbench import documents, export, pipeline, review, views
+from workbench import documents, export, index, pipeline, review, views
 from workbench.store import Case
 from workbench.tui.app import WINDOW, make_app
 from workbench.tui.render import display_text, visual_line
@@ -629,5 +629,153 @@ def test_screens_at_small_and_large_sizes(app_case: Path, size: tuple[int, int])
                 assert f"{key} " in helped and words in helped
             for words in ("Export", "Add files", "Open image", "Re-OCR"):
                 assert words in helped, words
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("mode", ["sixel", "kitty"])
+def test_image_tab_draws_with_terminal_graphics(app_case: Path, mode: str) -> None:
+    """Kitty/Sixel modes hand the page at pixel resolution to a graphics widget."""
+    first = first_pages(app_case, 1)[0]["page_id"]
+
+    async def scenario() -> None:
+        app = make_app(str(app_case), graphics_mode=mode)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            await pilot.press("t", "t")
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            gfx = app.query_one("#image-gfx")
+            assert gfx.display and not app.query_one("#image").display
+            picture = gfx.image
+            assert picture is not None and max(picture.size) > 200  # not a thumbnail
+            with Case.open(app_case) as case:
+                source = views.page_image(case, first, max_side=max(picture.size))
+            assert picture.size == source.size
+            await pilot.press("j")  # the next page replaces it
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            assert app.query_one("#image-gfx").image is not picture
+            assert len(app.image_cache) == 2
+
+    run(scenario())
+
+
+def _run_in_terminal(case_dir: Path, mode: str, keys: list[bytes], wanted: bytes) -> bytes:
+    """Start ``workbench open`` on a pseudo-terminal, type keys, read until ``wanted`` shows."""
+    import fcntl
+    import os
+    import pty
+    import select
+    import struct
+    import sys
+    import termios
+    import time
+
+    command = [str(Path(sys.executable).with_name("workbench")), "--case", str(case_dir)]
+    command += ["open", "--graphics", mode]
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: a terminal app on the pty
+        os.environ.update({"TERM": "xterm-256color", "WORKBENCH_REVIEWER": "Tester"})
+        os.environ.pop("TMUX", None)
+        os.execv(command[0], command)
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 800, 1200))
+    output = b""
+
+    def read_until(marker: bytes, seconds: float) -> bool:
+        nonlocal output
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if marker in output:
+                return True
+            ready, _, _ = select.select([fd], [], [], 0.2)
+            if ready:
+                try:
+                    output += os.read(fd, 1 << 16)
+                except OSError:
+                    return marker in output
+        return marker in output
+
+    try:
+        assert read_until(b"Text", 60), "the app did not start"
+        for key in keys:
+            os.write(fd, key)
+            read_until(b"\x00never", 0.5)
+        found = read_until(wanted, 60)
+        os.write(fd, b"q")
+        read_until(b"\x00never", 3)
+    finally:
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+    assert found, f"{wanted!r} never reached the terminal"
+    assert os.waitstatus_to_exitcode(status) == 0
+    return output
+
+
+@pytest.mark.parametrize(
+    ("mode", "wanted"),
+    [("sixel", b"\x1bP0;0;0q"), ("kitty", b"\x1b_Ga=p")],  # a Sixel image; a Kitty placement
+)
+def test_terminal_receives_the_page_as_graphics(app_case: Path, mode: str, wanted: bytes) -> None:
+    _run_in_terminal(app_case, mode, [b"t", b"t"], wanted)
+
+
+def test_marked_page_leaves_a_status_filtered_list(app_case: Path) -> None:
+    async def scenario() -> None:
+        app = make_app(str(app_case))
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            await pilot.press("2")  # unreviewed only
+            await pilot.pause()
+            before = app.total
+            first, second = app.rows[0]["page_id"], app.rows[1]["page_id"]
+            assert app.current_page_id == first
+            await pilot.press("v")
+            await pilot.pause()
+            assert detail(app_case, first)["status"] == "verified"
+            assert app.total == before - 1
+            assert first not in [r["page_id"] for r in app.rows]
+            assert app.current_page_id == second  # the cursor stays where it was
+            await pilot.press("1")
+            await pilot.pause()
+            assert first in [r["page_id"] for r in app.rows]
+
+    run(scenario())
+
+
+def test_f_lists_only_the_pages_a_search_matches(app_case: Path) -> None:
+    word = "the"  # common enough to match several pages, not all
+
+    async def scenario() -> None:
+        app = make_app(str(app_case))
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            everything = app.total
+            await pilot.press("f")  # no search yet: a warning, nothing changes
+            await pilot.pause()
+            assert app.search_filter_ids is None and app.total == everything
+            await pilot.press("slash", *word, "enter")
+            await app.workers.wait_for_complete()
+            await pilot.press("escape")
+            await pilot.pause()
+            await pilot.press("f")
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            with Case.open(app_case) as case:
+                matching = index.matching_page_ids(case, word)
+            assert 0 < len(matching) < everything
+            assert [r["page_id"] for r in app.rows] == matching[:WINDOW]
+            assert app.total == len(matching)
+            assert f"matching {word!r}" in screen_text(app)
+            marked = app.rows[0]["page_id"]
+            await pilot.press("x")  # disputed
+            await pilot.press("4")  # disputed only, still within the search
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            assert [r["page_id"] for r in app.rows] == [marked]
+            await pilot.press("f")  # back to every disputed page
+            await pilot.pause()
+            assert app.search_filter_ids is None and app.status_filter == "disputed"
+            assert [r["page_id"] for r in app.rows] == [marked]
 
     run(scenario())

@@ -93,13 +93,20 @@ def main(ctx: click.Context, case_dir: str) -> None:
 
 
 @main.command(name="open")
+@click.option(
+    "--graphics",
+    type=click.Choice(["auto", "kitty", "sixel", "halfblock"]),
+    default=None,
+    help="How to draw page images: Kitty graphics, Sixel, or half blocks (works everywhere, "
+    "tmux included). Default: WORKBENCH_GRAPHICS, else ask the terminal (half blocks in tmux).",
+)
 @click.pass_obj
-def open_app(state: _State) -> None:
+def open_app(state: _State, graphics: str | None = None) -> None:
     """Open the case in the reviewer's terminal app (also: workbench with no command)."""
     from workbench.tui.app import run_app
 
     state.open_case().close()  # a clear error line if there is no case here
-    run_app(state.case_dir)
+    run_app(state.case_dir, graphics_mode=graphics)
 
 
 @main.command()

@@ -67,8 +67,23 @@ def page_records(case: Case) -> Iterator[dict[str, Any]]:
 def page_window(
     case: Case, offset: int, limit: int, status: str | None = None
 ) -> list[dict[str, Any]]:
-    """One screenful of the page list (the app pages through 100,000 pages this way)."""
-    return [page_summary(row) for row in case.page_window(offset, limit, status)]
+    """One screenful of the page list (the app pages through 100,000 pages this way).
+
+    Each record also has ``first_date``: the first date written on the page (ISO), if any.
+    """
+    return [_list_record(case, row) for row in case.page_window(offset, limit, status)]
+
+
+def page_list_records(case: Case, page_ids: list[str]) -> list[dict[str, Any]]:
+    """The page-list records of the given pages, in the given order (a search's window)."""
+    return [_list_record(case, case.page_row(page_id)) for page_id in page_ids]
+
+
+def _list_record(case: Case, row: sqlite3.Row) -> dict[str, Any]:
+    record = page_summary(row)
+    dates = case.page_dates(row["id"])
+    record["first_date"] = (dates[0]["iso"] or "")[:10] if dates else None
+    return record
 
 
 def page_image(case: Case, page_id: str, *, max_side: int = 1600):

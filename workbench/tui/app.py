@@ -21,6 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from PIL import Image as PILImage
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
@@ -41,6 +42,7 @@ from textual.widgets import (
 from workbench import documents, export, index, pipeline, review, views
 from workbench.errors import WorkbenchError
 from workbench.store import Case
+from workbench.tui import graphics
 from workbench.tui.render import (
     HalfBlockImage,
     base_is_rtl,
@@ -60,7 +62,8 @@ from workbench.tui.screens import (
 
 WINDOW = 200  # rows held by the page list at once
 EDGE = 5  # reload the window when the cursor is this close to its edge
-IMAGE_CACHE = 64  # rendered page images kept
+IMAGE_CACHE = 64  # rendered half-block page images kept
+PIXEL_IMAGE_CACHE = 12  # full-resolution page images kept (Kitty/Sixel): a few MB each
 FILTERS = (None, "unreviewed", "verified", "disputed", "illegible")
 STATUS_STYLE = {
     "unreviewed": "dim",
@@ -106,6 +109,7 @@ class WorkbenchApp(App[None]):
         Binding("3", "filter(2)", "Verified only", show=False),
         Binding("4", "filter(3)", "Disputed only", show=False),
         Binding("5", "filter(4)", "Illegible only", show=False),
+        Binding("f", "search_filter", "Only search hits", show=False),
         Binding("g", "group", "Group into doc"),
         Binding("d", "documents", "Documents"),
         Binding("e", "export", "Export"),
@@ -120,9 +124,10 @@ class WorkbenchApp(App[None]):
         Binding("q", "quit", "Quit"),
     ]
 
-    def __init__(self, case_dir: str) -> None:
+    def __init__(self, case_dir: str, *, graphics: str = "halfblock") -> None:
         super().__init__()
         self.case_dir = str(case_dir)
+        self.graphics = graphics  # see workbench.tui.graphics: chosen before the app runs
         self.case: Case | None = None
         self.reviewer: str | None = None
         self.status_filter: str | None = None
@@ -133,10 +138,12 @@ class WorkbenchApp(App[None]):
         self.current_detail: dict[str, Any] | None = None
         self.text_view: Text = Text()
         self.search_query: str | None = None
+        # When the list shows only the current search's pages: their ids in page-id order.
+        self.search_filter_ids: list[str] | None = None
         self.search_hits: list[Any] = []
         self.hit_spans: list[tuple[str, int, int]] = []  # (page_id, start, end)
         self.hit_pos = -1
-        self.image_cache: dict[tuple[str, int, int], RenderableType] = {}
+        self.image_cache: dict[tuple[str, int, int], RenderableType | PILImage.Image] = {}
         self._search_screen: SearchScreen | None = None
         self.selected: set[str] = set()  # page ids picked with space for a bulk mark
         self.ingesting = False
@@ -155,6 +162,9 @@ class WorkbenchApp(App[None]):
                     yield Static("", id="meta")
                 with TabPane("Image", id="tab-image"):
                     yield Static("", id="image")
+                    widget_class = graphics.image_widget_class(self.graphics)
+                    if widget_class is not None:
+                        yield widget_class(id="image-gfx")
         with Horizontal(id="ingest"):
             yield Label("adding files…", id="ingest-label")
             yield ProgressBar(id="ingest-progress", show_eta=False)
@@ -216,14 +226,19 @@ class WorkbenchApp(App[None]):
     def reload(self, start: int, cursor: int) -> None:
         """Load the window of rows starting at ``start`` and put the cursor on ``cursor``."""
         assert self.case is not None
-        counts = views.status_counts(self.case)
-        if self.status_filter:
-            self.total = counts.get(self.status_filter, 0)
+        ids = self.search_filter_ids
+        if ids is not None:
+            self.total = len(ids)
+        elif self.status_filter:
+            self.total = views.status_counts(self.case).get(self.status_filter, 0)
         else:
             self.total = self.case.counts()["pages"]
         start = max(0, min(start, max(self.total - WINDOW, 0)))
         try:
-            self.rows = views.page_window(self.case, start, WINDOW, self.status_filter)
+            if ids is not None:
+                self.rows = views.page_list_records(self.case, ids[start : start + WINDOW])
+            else:
+                self.rows = views.page_window(self.case, start, WINDOW, self.status_filter)
         except WorkbenchError as error:
             self.notify(error.message, severity="error")
             self.rows = []
@@ -242,12 +257,7 @@ class WorkbenchApp(App[None]):
 
     def cells(self, record: dict[str, Any]) -> list[Any]:
         conf = record.get("ocr_confidence")
-        date = ""
-        try:
-            dates = views.page_detail(self.case, record["page_id"])["dates"]  # type: ignore[arg-type]
-            date = (dates[0].get("iso") or "")[:10] if dates else ""
-        except WorkbenchError:
-            pass
+        date = record.get("first_date") or ""
         status = record.get("status") or "unreviewed"
         mark = "● " if record["page_id"] in self.selected else ""
         return [
@@ -297,8 +307,52 @@ class WorkbenchApp(App[None]):
     def action_filter(self, which: int) -> None:
         """Show only one status (1 = all pages)."""
         self.status_filter = FILTERS[which]
+        if self.search_filter_ids is not None and self.search_query:
+            self.load_search_filter(self.search_query, self.status_filter)
+            return
         self.reload(0, 0)
         self.notify(f"Showing {self.status_filter or 'all'} pages ({self.total})", timeout=2)
+
+    def action_search_filter(self) -> None:
+        """Toggle: list only the pages the current search matches (status filter still applies)."""
+        if self.search_filter_ids is not None:
+            self.search_filter_ids = None
+            self.reload(0, 0)
+            self.notify(f"Showing {self.status_filter or 'all'} pages ({self.total})", timeout=2)
+            return
+        if not self.search_query:
+            self.notify("No search yet: press / to search", severity="warning", timeout=2)
+            return
+        self.load_search_filter(self.search_query, self.status_filter)
+
+    @work(thread=True, exclusive=True, group="search-filter")
+    def load_search_filter(self, query: str, status: str | None) -> None:
+        """Every page the query matches (under the status filter), off the UI thread."""
+        wanted = f"({query}) AND status:{status}" if status else query
+        try:
+            with Case.open(self.case_dir) as case:
+                index.sync(case)  # statuses just marked must be in the index
+                ids = index.matching_page_ids(case, wanted)
+        except WorkbenchError as error:
+            self.call_from_thread(self.notify, error.message, severity="error", title="Filter")
+            return
+        self.call_from_thread(self.search_filter_ready, query, ids)
+
+    def search_filter_ready(self, query: str, ids: list[str]) -> None:
+        self.search_filter_ids = ids
+        self.reload(0, 0)
+        what = f"{self.status_filter} pages" if self.status_filter else "pages"
+        self.notify(f"Showing {len(ids)} {what} matching {query!r} (f: all)", timeout=3)
+
+    def drop_from_filtered_list(self, page_ids: list[str], status: str) -> None:
+        """Pages whose new status leaves the status filter leave the list; the cursor stays."""
+        if not self.status_filter or status == self.status_filter:
+            return
+        if self.search_filter_ids is not None:
+            gone = set(page_ids)
+            self.search_filter_ids = [p for p in self.search_filter_ids if p not in gone]
+        cursor = self.window_offset + max(self.query_one("#pages", DataTable).cursor_row, 0)
+        self.reload(self.window_offset, cursor)
 
     # ----- the page pane --------------------------------------------------------------
 
@@ -309,7 +363,7 @@ class WorkbenchApp(App[None]):
         self.query_one("#page-head", Static).update("")
         self.query_one("#text", Static).update(self.text_view)
         self.query_one("#meta", Static).update("")
-        self.query_one("#image", Static).update("")
+        self.show_image_message("")
 
     def show_page(self, page_id: str, *, force: bool = False) -> None:
         """Fill the text, metadata and image panes for one page."""
@@ -360,34 +414,60 @@ class WorkbenchApp(App[None]):
         """Draw the page image, from the cache or in a worker thread."""
         if self.current_page_id is None:
             return
-        pane = self.query_one("#image", Static)
         size = self.query_one("#tabs", TabbedContent).content_size
         columns, rows = max(size.width - 2, 10), max(size.height - 4, 5)
         key = (self.current_page_id, columns, rows)
         if key in self.image_cache:
-            pane.update(self.image_cache[key])
+            self.show_image(self.image_cache[key])
             return
-        pane.update(Text("rendering page image…", style="dim"))
+        self.show_image_message(Text("rendering page image…", style="dim"))
         self.load_image(self.current_page_id, columns, rows)
 
     @work(thread=True, exclusive=True, group="image")
     def load_image(self, page_id: str, columns: int, rows: int) -> None:
+        result: RenderableType | PILImage.Image
         try:
-            with Case.open(self.case_dir) as case:
-                image = views.page_image(case, page_id, max_side=max(columns, rows * 2) * 4)
-            result: RenderableType = HalfBlockImage.fit(image, columns, rows)
+            if self.graphics == "halfblock":
+                with Case.open(self.case_dir) as case:
+                    image = views.page_image(case, page_id, max_side=max(columns, rows * 2) * 4)
+                result = HalfBlockImage.fit(image, columns, rows)
+            else:  # full resolution for the pane, in pixels; the widget scales to fit
+                cell_width, cell_height = graphics.cell_pixels()
+                side = max(columns * cell_width, rows * cell_height)
+                with Case.open(self.case_dir) as case:
+                    result = views.page_image(case, page_id, max_side=min(side, 2400))
         except WorkbenchError as error:
             result = Text(f"Image unavailable for {page_id}:\n{error.message}", style="yellow")
         except Exception as error:  # a broken file must not kill the app
             result = Text(f"Image unavailable for {page_id}: {error}", style="yellow")
         self.call_from_thread(self.image_ready, (page_id, columns, rows), result)
 
-    def image_ready(self, key: tuple[str, int, int], result: RenderableType) -> None:
+    def image_ready(
+        self, key: tuple[str, int, int], result: RenderableType | PILImage.Image
+    ) -> None:
         self.image_cache[key] = result
-        while len(self.image_cache) > IMAGE_CACHE:  # oldest first: dicts keep insertion order
+        limit = IMAGE_CACHE if self.graphics == "halfblock" else PIXEL_IMAGE_CACHE
+        while len(self.image_cache) > limit:  # oldest first: dicts keep insertion order
             self.image_cache.pop(next(iter(self.image_cache)))
         if key[0] == self.current_page_id:
-            self.query_one("#image", Static).update(result)
+            self.show_image(result)
+
+    def show_image(self, result: RenderableType | PILImage.Image) -> None:
+        """Put a rendered page (or a message about it) in the Image tab."""
+        if not isinstance(result, PILImage.Image):
+            self.show_image_message(result)
+            return
+        gfx = self.query_one("#image-gfx")
+        gfx.image = result  # type: ignore[attr-defined]
+        gfx.display = True
+        self.query_one("#image", Static).display = False
+
+    def show_image_message(self, message: RenderableType) -> None:
+        pane = self.query_one("#image", Static)
+        pane.update(message)
+        pane.display = True
+        for gfx in self.query("#image-gfx"):
+            gfx.display = False
 
     # ----- marking and notes ----------------------------------------------------------
 
@@ -439,6 +519,7 @@ class WorkbenchApp(App[None]):
             for page_id in page_ids:
                 self.refresh_row(page_id)
             self.after_change(page_ids[0] if len(page_ids) == 1 else self.current_page_id)
+            self.drop_from_filtered_list(page_ids, status)
             what = page_ids[0] if len(page_ids) == 1 else f"{len(page_ids)} pages"
             self.notify(f"{what} → {status}", timeout=1.5)
 
@@ -484,6 +565,8 @@ class WorkbenchApp(App[None]):
         for number, record in enumerate(self.rows):
             if record["page_id"] == page_id:
                 fresh = views.page_detail(self.case, page_id)  # type: ignore[arg-type]
+                dates = fresh.get("dates") or []
+                fresh["first_date"] = (dates[0].get("iso") or "")[:10] if dates else None
                 self.rows[number] = fresh
                 for (key, _), value in zip(COLUMNS, self.cells(fresh), strict=True):
                     table.update_cell(page_id, key, value)
@@ -543,6 +626,8 @@ class WorkbenchApp(App[None]):
         self.hit_pos = -1
         if self._search_screen is not None:
             self._search_screen.show_results(results.total, self.search_hits)
+        if self.search_filter_ids is not None:  # the list follows the new search
+            self.load_search_filter(query, self.status_filter)
 
     def open_page(self, page_id: str) -> None:
         """Show a page and put the list cursor on it when it can be found near its number."""
@@ -552,11 +637,16 @@ class WorkbenchApp(App[None]):
                 table.move_cursor(row=number, animate=False)
                 self.show_page(page_id, force=True)
                 return
-        try:
-            guess = int(page_id.rsplit("-", 1)[-1]) - 1
-        except ValueError:
-            guess = 0
-        self.status_filter = None
+        ids = self.search_filter_ids
+        if ids is not None and page_id in ids:
+            guess = ids.index(page_id)
+        else:
+            try:
+                guess = int(page_id.rsplit("-", 1)[-1]) - 1
+            except ValueError:
+                guess = 0
+            self.status_filter = None
+            self.search_filter_ids = None
         self.reload(guess - WINDOW // 2, guess)
         for number, record in enumerate(self.rows):
             if record["page_id"] == page_id:
@@ -837,7 +927,10 @@ class WorkbenchApp(App[None]):
         bar = Text()
         bar.append(f" {Path(self.case_dir).name} ", style="bold reverse")
         bar.append(f" {self.reviewer or 'no reviewer'} ", style="italic")
-        bar.append(f"[{self.status_filter or 'all'}: {self.total}] ", style="cyan")
+        shown = self.status_filter or "all"
+        if self.search_filter_ids is not None:
+            shown += f" matching {self.search_query!r}"
+        bar.append(f"[{shown}: {self.total}] ", style="cyan")
         for status in review.STATUSES:
             bar.append(f"{status[:5]} ", style=STATUS_STYLE[status])
             bar.append(f"{counts.get(status, 0)}  ")
@@ -966,11 +1059,16 @@ OWN_ACTIONS = {
 }
 
 
-def make_app(case_dir: str) -> WorkbenchApp:
+def make_app(case_dir: str, *, graphics_mode: str = "halfblock") -> WorkbenchApp:
     """Build the app for a case folder (tests drive it with ``run_test``)."""
-    return WorkbenchApp(case_dir)
+    return WorkbenchApp(case_dir, graphics=graphics_mode)
 
 
-def run_app(case_dir: str) -> None:
-    """Open the app on a case folder and block until the user quits."""
-    make_app(case_dir).run()
+def run_app(case_dir: str, *, graphics_mode: str | None = None) -> None:
+    """Open the app on a case folder and block until the user quits.
+
+    The image mode is settled first: asking the terminal must happen before Textual runs.
+    """
+    mode = graphics.choose(graphics_mode)
+    graphics.image_widget_class(mode)  # imported now: it measures the terminal on import
+    make_app(case_dir, graphics_mode=mode).run()
