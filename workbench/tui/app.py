@@ -87,20 +87,29 @@ class WorkbenchApp(App[None]):
 
     CSS_PATH = "workbench.tcss"
     TITLE = "workbench"
+    # Footer order is what fits at 80 columns first: the marks, search, help and quit.
     BINDINGS = [
-        Binding("j", "cursor_down", "Next page", key_display="j/↓"),
-        Binding("k", "cursor_up", "Prev page", key_display="k/↑"),
         Binding("v", "mark('verified')", "Verified"),
         Binding("x", "mark('disputed')", "Disputed"),
         Binding("i", "mark('illegible')", "Illegible"),
         Binding("u", "mark('unreviewed')", "Unreviewed"),
+        Binding("slash", "search", "Search", key_display="/"),
+        Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("q", "quit", "Quit"),
+        Binding("c", "note", "Note"),
+        Binding("space", "select", "Select", key_display="space"),
+        Binding("g", "group", "Group into doc"),
+        Binding("d", "documents", "Documents"),
+        Binding("e", "export", "Export"),
+        Binding("a", "add_files", "Add files"),
+        Binding("o", "open_image", "Open image"),
+        Binding("r", "reocr", "Re-OCR page"),
+        Binding("j", "cursor_down", "Next page", key_display="j/↓", show=False),
+        Binding("k", "cursor_up", "Prev page", key_display="k/↑", show=False),
         Binding("V", "mark_with_note('verified')", "Verified + note", show=False),
         Binding("X", "mark_with_note('disputed')", "Disputed + note", show=False),
         Binding("I", "mark_with_note('illegible')", "Illegible + note", show=False),
-        Binding("c", "note", "Note"),
-        Binding("space", "select", "Select", key_display="space"),
         Binding("escape", "clear_selection", "Clear selection", show=False),
-        Binding("slash", "search", "Search", key_display="/"),
         Binding("n", "next_hit", "Next hit", show=False),
         Binding("N", "prev_hit", "Prev hit", show=False),
         Binding("t", "next_tab", "Text/Meta/Image", show=False),
@@ -110,18 +119,10 @@ class WorkbenchApp(App[None]):
         Binding("4", "filter(3)", "Disputed only", show=False),
         Binding("5", "filter(4)", "Illegible only", show=False),
         Binding("f", "search_filter", "Only search hits", show=False),
-        Binding("g", "group", "Group into doc"),
-        Binding("d", "documents", "Documents"),
-        Binding("e", "export", "Export"),
-        Binding("a", "add_files", "Add files"),
-        Binding("o", "open_image", "Open image"),
-        Binding("r", "reocr", "Re-OCR page"),
         Binding("home", "first", "First page", show=False, priority=True),
         Binding("G", "last", "Last page", show=False),
         Binding("end", "last", "Last page", show=False, priority=True),
         Binding("L", "toggle_theme", "Light/dark theme", show=False),
-        Binding("question_mark", "help", "Help", key_display="?"),
-        Binding("q", "quit", "Quit"),
     ]
 
     def __init__(self, case_dir: str, *, graphics: str = "halfblock") -> None:
@@ -168,7 +169,7 @@ class WorkbenchApp(App[None]):
         with Horizontal(id="ingest"):
             yield Label("adding files…", id="ingest-label")
             yield ProgressBar(id="ingest-progress", show_eta=False)
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         try:
@@ -941,8 +942,9 @@ class WorkbenchApp(App[None]):
         self.query_one("#status", Static).update(bar)
 
     def action_help(self) -> None:
-        rows = [(b.key_display or b.key, b.description) for b in self.BINDINGS]  # type: ignore[union-attr]
-        rows.insert(2, ("PgUp/PgDn", "Page through the list"))
+        bindings = sorted(self.BINDINGS, key=lambda b: not b.show)  # type: ignore[union-attr]
+        rows = [(b.key_display or b.key, b.description) for b in bindings]  # type: ignore[union-attr]
+        rows.append(("PgUp/PgDn", "Page through the list"))
         self.push_screen(HelpScreen(rows))
 
     def action_toggle_theme(self) -> None:
