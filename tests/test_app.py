@@ -16,6 +16,7 @@ from workbench.store import Case
 from workbench.tui.app import WINDOW, make_app
 from workbench.tui.render import display_text, visual_line
 from workbench.tui.screens import (
+    ConfirmScreen,
     DocumentFormScreen,
     DocumentsScreen,
     ExportScreen,
@@ -779,3 +780,65 @@ def test_f_lists_only_the_pages_a_search_matches(app_case: Path) -> None:
             assert [r["page_id"] for r in app.rows] == [marked]
 
     run(scenario())
+
+
+def test_q_during_an_ingest_asks_then_stops_it_cleanly(
+    app_case: Path, small_trove: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    pdfs = sorted((small_trove / "born_digital").rglob("*.pdf"), key=lambda p: p.stat().st_size)
+    for number, pdf in enumerate(pdfs[:3]):
+        data = pdf.read_bytes() + f"\n% quit test copy {number}\n".encode()
+        (incoming / f"new_{number}.pdf").write_bytes(data)
+    with Case.open(app_case) as case:
+        before = case.counts()["pages"]
+
+    gate = threading.Event()
+    real_ingest = pipeline.ingest
+
+    def gated_ingest(*args, **kwargs):
+        assert gate.wait(30)
+        return real_ingest(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "ingest", gated_ingest)
+
+    async def scenario() -> None:
+        app = make_app(str(app_case))
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            await pilot.press("a")
+            await pilot.pause()
+            app.screen.query_one("#prompt-input").value = str(incoming)
+            await pilot.press("enter")
+            await pilot.pause()
+            assert app.ingesting
+            await pilot.press("q")
+            await pilot.pause()
+            assert isinstance(app.screen, ConfirmScreen)
+            await pilot.press("n")  # stay
+            await pilot.pause()
+            assert app.is_running and not app.stop_ingest
+            await pilot.press("q")
+            await pilot.pause()
+            await pilot.press("y")
+            await pilot.pause()
+            assert app.is_running and app.stop_ingest  # stops at the next page, then quits
+            gate.set()
+            for _ in range(600):  # the ingest stops at its first page, then the app exits
+                if not app.is_running:
+                    break
+                await asyncio.sleep(0.1)
+            assert not app.is_running
+
+    run(scenario())
+    import pymupdf
+
+    expected = sum(pymupdf.open(pdf).page_count for pdf in incoming.iterdir())
+    with Case.open(app_case) as case:
+        stopped_at = case.counts()["pages"]
+        assert stopped_at < before + expected  # it did stop before the end
+        report = pipeline.ingest(case, [str(incoming)], lang="eng", jobs=1)
+        assert report.ok
+        # every file whole and once: what the stop left out came in now, nothing twice
+        assert case.counts()["pages"] == before + expected

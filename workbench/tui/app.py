@@ -51,6 +51,7 @@ from workbench.tui.render import (
     has_rtl,
 )
 from workbench.tui.screens import (
+    ConfirmScreen,
     DocumentFormScreen,
     DocumentsScreen,
     ExportScreen,
@@ -148,6 +149,8 @@ class WorkbenchApp(App[None]):
         self._search_screen: SearchScreen | None = None
         self.selected: set[str] = set()  # page ids picked with space for a bulk mark
         self.ingesting = False
+        self.stop_ingest = False  # set to stop the running ingest after its current page
+        self.quit_after_ingest = False
 
     # ----- layout ---------------------------------------------------------------------
 
@@ -795,12 +798,39 @@ class WorkbenchApp(App[None]):
         self.query_one("#ingest").display = True
         self.run_ingest(path)
 
+    async def action_quit(self) -> None:
+        """Quit; while files are being added, ask first and stop the ingest cleanly."""
+        if not self.ingesting:
+            self.exit()
+            return
+        if self.quit_after_ingest:
+            return  # already stopping
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.quit_after_ingest = True
+                self.stop_ingest = True
+                self.notify("Stopping the ingest after the page being read…", timeout=10)
+
+        self.push_screen(
+            ConfirmScreen(
+                "Files are still being added. Quit now?",
+                "Every file finished so far is saved in the case. The file being read now is "
+                "not; add the same folder again later and ingest picks up where it stopped "
+                "(no page is ever added twice).",
+            ),
+            answered,
+        )
+
     @work(thread=True, exclusive=True, group="ingest")
     def run_ingest(self, path: str) -> None:
         """Ingest in this thread with a Case of its own; progress goes to the bar."""
         try:
             with Case.open(self.case_dir) as case:
                 report = pipeline.ingest(case, [path], observer=AppIngestObserver(self))
+        except IngestStopped:
+            self.call_from_thread(self.ingest_done, None, None)
+            return
         except WorkbenchError as error:
             self.call_from_thread(self.ingest_done, None, error.message)
             return
@@ -813,8 +843,16 @@ class WorkbenchApp(App[None]):
         self.query_one("#ingest-progress", ProgressBar).update(total=total, progress=done)
 
     def ingest_done(self, report: Any, problem: str | None) -> None:
+        """The ingest ended (report), failed (problem) or was stopped (neither)."""
         self.ingesting = False
+        self.stop_ingest = False
         self.query_one("#ingest").display = False
+        if self.quit_after_ingest:
+            self.exit()
+            return
+        if report is None and problem is None:
+            self.notify("Ingest stopped; files finished before it are saved", title="Add files")
+            return
         if report is None:
             self.notify(problem or "ingest failed", severity="error", title="Add files")
             return
@@ -1038,6 +1076,10 @@ def flatten(values: dict[str, Any]) -> list[tuple[str, Any]]:
     return rows
 
 
+class IngestStopped(Exception):
+    """The reviewer quit while files were being added."""
+
+
 class AppIngestObserver(pipeline.IngestObserver):
     """Runs in the ingest thread: every callback hops to the UI thread."""
 
@@ -1045,6 +1087,9 @@ class AppIngestObserver(pipeline.IngestObserver):
         self.app = app
 
     def page_done(self, pages_done: int, total_pages: int) -> None:
+        if self.app.stop_ingest:
+            # Raised inside the pipeline: its workers are shut down, committed files stay.
+            raise IngestStopped
         self.app.call_from_thread(self.app.ingest_progress, pages_done, total_pages)
 
     def file_failed(self, path: str, reason: str) -> None:

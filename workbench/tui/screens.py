@@ -1,4 +1,4 @@
-"""Screens: reviewer name, note prompt, search, help, documents, grouping, export."""
+"""Screens: reviewer name, note prompt, yes/no, search, help, documents, grouping, export."""
 
 from __future__ import annotations
 
@@ -43,6 +43,30 @@ class PromptScreen(ModalScreen[str | None]):
 
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+
+class ConfirmScreen(ModalScreen[bool]):
+    """A yes/no question; dismisses with True on y, False on n or Esc."""
+
+    BINDINGS = [
+        Binding("y", "answer(True)", "Yes"),
+        Binding("n", "answer(False)", "No"),
+        Binding("escape", "answer(False)", "No", show=False),
+    ]
+
+    def __init__(self, title: str, detail: str) -> None:
+        super().__init__()
+        self.title_text = title
+        self.detail = detail
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(self.title_text, classes="dialog-title")
+            yield Static(self.detail)
+            yield Label("y yes · n or Esc no", classes="dialog-hint")
+
+    def action_answer(self, yes: bool) -> None:
+        self.dismiss(yes)
 
 
 class SearchScreen(ModalScreen[int | None]):
