@@ -113,6 +113,13 @@ def test_marks_commit_to_the_log_at_once(app_case: Path) -> None:
             ]
             table = app.query_one("#pages")
             assert str(table.get_cell(page_id, "status")) == "unreviewed"
+            with Case.open(app_case) as case:  # the bar's running counts equal a recount
+                assert app.status_counts == views.status_counts(case)
+            await pilot.press("space", "space", "i")  # a bulk mark of two pages
+            with Case.open(app_case) as case:
+                assert app.status_counts == views.status_counts(case)
+            assert app.status_counts["illegible"] == 2
+            assert "illeg 2 " in str(app.query_one("#status").render())
 
     run(scenario())
 

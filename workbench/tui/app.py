@@ -148,6 +148,7 @@ class WorkbenchApp(App[None]):
         self.image_cache: dict[tuple[str, int, int], RenderableType | PILImage.Image] = {}
         self._search_screen: SearchScreen | None = None
         self.selected: set[str] = set()  # page ids picked with space for a bulk mark
+        self.status_counts: dict[str, int] | None = None  # kept current by our own marks
         self.ingesting = False
         self.stop_ingest = False  # set to stop the running ingest after its current page
         self.quit_after_ingest = False
@@ -233,10 +234,12 @@ class WorkbenchApp(App[None]):
         ids = self.search_filter_ids
         if ids is not None:
             self.total = len(ids)
-        elif self.status_filter:
-            self.total = views.status_counts(self.case).get(self.status_filter, 0)
-        else:
-            self.total = self.case.counts()["pages"]
+        else:  # per-status counts: ~40 ms at 100,000 pages (case.counts() takes ~300)
+            counts = self.status_counts = views.status_counts(self.case)
+            if self.status_filter:
+                self.total = counts.get(self.status_filter, 0)
+            else:
+                self.total = sum(counts.values())
         start = max(0, min(start, max(self.total - WINDOW, 0)))
         try:
             if ids is not None:
@@ -275,7 +278,9 @@ class WorkbenchApp(App[None]):
         ]
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        table = self.query_one("#pages", DataTable)
+        table = event.data_table  # not a query: this can arrive while the app is closing
+        if table.id != "pages":
+            return
         row = table.cursor_row
         if not self.rows or row < 0 or row >= len(self.rows):
             return
@@ -515,10 +520,14 @@ class WorkbenchApp(App[None]):
 
         def commit() -> None:
             try:
-                review.mark(self.case, page_ids, status, self.reviewer, note)  # type: ignore[arg-type]
+                events = review.mark(self.case, page_ids, status, self.reviewer, note)  # type: ignore[arg-type]
             except WorkbenchError as error:
                 self.notify(error.message, severity="error")
                 return
+            if self.status_counts is not None:  # no recount of 100,000 pages per key
+                for event in events:
+                    self.status_counts[event["old_status"]] -= 1
+                    self.status_counts[event["new_status"]] += 1
             self.selected -= set(page_ids)
             for page_id in page_ids:
                 self.refresh_row(page_id)
@@ -960,7 +969,9 @@ class WorkbenchApp(App[None]):
     def update_status(self) -> None:
         if self.case is None:
             return
-        counts = views.status_counts(self.case)
+        if self.status_counts is None:
+            self.status_counts = views.status_counts(self.case)
+        counts = self.status_counts
         total = sum(counts.values())
         done = total - counts.get("unreviewed", 0)
         bar = Text()
