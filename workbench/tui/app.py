@@ -41,7 +41,7 @@ from textual.widgets import (
 
 from workbench import documents, export, index, pipeline, review, views
 from workbench.errors import WorkbenchError
-from workbench.store import Case
+from workbench.store import Case, format_page_id
 from workbench.tui import graphics
 from workbench.tui.render import (
     HalfBlockImage,
@@ -72,14 +72,15 @@ STATUS_STYLE = {
     "disputed": "bold red",
     "illegible": "bold yellow",
 }
+# The date before the long file name: a narrow list clips the file name, not the date.
 COLUMNS = (
     ("id", "ID"),
     ("status", "Status"),
+    ("date", "Date"),
     ("page", "Pg"),
     ("file", "File"),
     ("source", "Src"),
     ("conf", "Conf"),
-    ("date", "Date"),
 )
 
 
@@ -183,8 +184,10 @@ class WorkbenchApp(App[None]):
             return
         self.sub_title = Path(self.case_dir).name
         table = self.query_one("#pages", DataTable)
+        # the ID column has room for the "● " of a selected page from the start
+        id_width = len(format_page_id(self.case.prefix, 1)) + 2
         for key, label in COLUMNS:
-            table.add_column(label, key=key)
+            table.add_column(label, key=key, width=id_width if key == "id" else None)
         self.reload(0, 0)
         table.focus()
         try:
@@ -270,11 +273,11 @@ class WorkbenchApp(App[None]):
         return [
             Text(mark + record["page_id"], style="bold magenta" if mark else ""),
             Text(status, style=STATUS_STYLE.get(status, "")),
+            date,
             str(record["page_number"]),
             for_terminal(Path(record["source_path"]).name),
             record.get("text_source") or "",
             "" if conf is None else f"{conf:.0f}",
-            date,
         ]
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
@@ -348,7 +351,7 @@ class WorkbenchApp(App[None]):
         self.call_from_thread(self.search_filter_ready, query, ids)
 
     def search_filter_ready(self, query: str, ids: list[str]) -> None:
-        self.search_filter_ids = ids
+        self.search_filter_ids = list(dict.fromkeys(ids))  # a list row per page, whatever comes
         self.reload(0, 0)
         what = f"{self.status_filter} pages" if self.status_filter else "pages"
         self.notify(f"Showing {len(ids)} {what} matching {query!r} (f: all)", timeout=3)
