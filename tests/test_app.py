@@ -475,16 +475,21 @@ def test_e_exports_to_the_case_exports_folder(app_case: Path) -> None:
     assert report.ok and report.events == 1
 
 
+def _new_pdfs(small_trove: Path, folder: Path, count: int) -> Path:
+    """Copies of the smallest fixture PDFs that are new files to the case, same pages:
+    a trailing PDF comment changes their bytes."""
+    folder.mkdir()
+    pdfs = sorted((small_trove / "born_digital").rglob("*.pdf"), key=lambda p: p.stat().st_size)
+    for number, pdf in enumerate(pdfs[:count]):
+        data = pdf.read_bytes() + f"\n% app test copy {number}\n".encode()
+        (folder / f"new_{number}.pdf").write_bytes(data)
+    return folder
+
+
 def test_a_adds_files_in_a_thread_and_the_list_stays_live(
     app_case: Path, small_trove: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    incoming = tmp_path / "incoming"
-    incoming.mkdir()
-    pdfs = sorted((small_trove / "born_digital").rglob("*.pdf"), key=lambda p: p.stat().st_size)
-    for number, pdf in enumerate(pdfs[:2]):
-        # a trailing PDF comment makes new bytes (a new file to the case), same pages
-        data = pdf.read_bytes() + f"\n% app test copy {number}\n".encode()
-        (incoming / f"new_{number}.pdf").write_bytes(data)
+    incoming = _new_pdfs(small_trove, tmp_path / "incoming", 2)
     with Case.open(app_case) as case:
         before = case.counts()["pages"]
     pages = first_pages(app_case, 2)
@@ -792,12 +797,7 @@ def test_f_lists_only_the_pages_a_search_matches(app_case: Path) -> None:
 def test_q_during_an_ingest_asks_then_stops_it_cleanly(
     app_case: Path, small_trove: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    incoming = tmp_path / "incoming"
-    incoming.mkdir()
-    pdfs = sorted((small_trove / "born_digital").rglob("*.pdf"), key=lambda p: p.stat().st_size)
-    for number, pdf in enumerate(pdfs[:3]):
-        data = pdf.read_bytes() + f"\n% quit test copy {number}\n".encode()
-        (incoming / f"new_{number}.pdf").write_bytes(data)
+    incoming = _new_pdfs(small_trove, tmp_path / "incoming", 3)
     with Case.open(app_case) as case:
         before = case.counts()["pages"]
 
