@@ -106,6 +106,11 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
     out.append((f"  limit: sum of 1-thread Tesseract / {c}", f"{s['limit_seconds']} s", "", None))
     ratio = s["ratio_ingest_vs_limit"]
     out.append(("  ratio ingest / limit", f"{ratio}", "<= 1.10", ratio <= 1.10))
+    if "ratio_cpu_ingest_vs_limit" in s:
+        cpu = f"{s['ingest_cpu_seconds']} / {s['limit_cpu_seconds_sum']} s"
+        out.append(("  CPU: ingest / limit's Tesseract runs", cpu, "", None))
+        out.append(("  CPU ratio (less disturbed by load)", f"{s['ratio_cpu_ingest_vs_limit']}", "",
+                    None))  # fmt: skip
     if "ocrmypdf_seconds" in s:
         out.append((f"  ocrmypdf -j {c}, same pages", f"{s['ocrmypdf_seconds']} s", "", None))
         ratio = s["ratio_workbench_vs_ocrmypdf"]

@@ -147,7 +147,7 @@ def test_dense_english_any_orientation(english_page: Image.Image, turn: int) -> 
     _need("eng")
     result = ocr.recognize(_turned(english_page, turn), "eng")
     assert result.rotation == turn
-    assert result.orientation_method == "osd"  # a dense page: OSD is confident
+    assert result.orientation_method == "trial"  # decided by reading a few lines
     assert result.skew == 0.0
     assert character_error_rate("\n".join(EN_HALF), result.text) < CER_EN
     assert result.confidence is not None and result.confidence > 85
@@ -189,11 +189,46 @@ def test_skewed_sparse_page_upside_down(sparse_page: Image.Image) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("turn", [0, 180])
 def test_persian_page(persian_page: Image.Image, turn: int) -> None:
-    _need("fas")
-    result = ocr.recognize(_turned(persian_page, turn), "fas")
+    """Asked for fas+eng, a Persian page is read with fas alone (the trial's script)."""
+    _need("fas", "eng")
+    result = ocr.recognize(_turned(persian_page, turn), "fas+eng")
     assert result.rotation == turn
     assert result.orientation_method in ("osd", "trial")
+    assert result.lang == "fas"
     assert character_error_rate("\n".join(FA_HALF), result.text) < CER_FA
+
+
+def test_trial_reads_every_turn_in_one_run(
+    sparse_page: Image.Image, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The candidate turns share one Tesseract run, and each word counts for its own turn."""
+    _need("eng")
+    runs = []
+    real_run = ocr._run
+    monkeypatch.setattr(ocr, "_run", lambda *a, **k: runs.append(k) or real_run(*a, **k))
+    page = _turned(sparse_page, 180)
+    gray = ocr._to_gray(page)
+    mask = ocr._ink_mask(ocr._downscale(gray, ocr.SKEW_LONG_SIDE))
+    layout = ocr._measure_layout(mask)
+    trial = ocr._trial(gray, mask, layout, [0, 90, 180, 270], "eng", ocr._Deadline(60))
+    assert len(runs) == 1
+    assert trial.best() == 180 and trial.conclusive()
+    assert trial.scores[180] >= 3 * max(trial.scores[r] for r in (0, 90, 270))
+    assert ocr.dominant_script(trial.texts[180]) == "Latin"
+
+
+@pytest.mark.slow
+def test_osd_decides_when_the_trial_reads_nothing(
+    english_page: Image.Image, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fallback: a trial that finds no readable words leaves the turn to OSD."""
+    _need("eng", "osd")
+    nothing = ocr._Trial(scores={r: 0.0 for r in ocr._ROTATIONS}, texts={})
+    monkeypatch.setattr(ocr, "_trial", lambda *args, **kwargs: nothing)
+    result = ocr.recognize(_turned(english_page, 90), "eng")
+    assert result.orientation_method == "osd"
+    assert result.rotation == 90
+    assert character_error_rate("\n".join(EN_HALF), result.text) < CER_EN
 
 
 def test_plain_tesseract_fails_upside_down(persian_page: Image.Image) -> None:
