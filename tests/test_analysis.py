@@ -13,12 +13,14 @@ from whoosh.fields import DATETIME, ID, TEXT, Schema
 from whoosh.qparser import FuzzyTermPlugin, QueryParser
 
 from workbench.analysis import (
+    NormalizedPositions,
     NormalizingTokenizer,
     normalize,
     normalize_query,
     normalize_with_offsets,
     original_span,
     page_text_analyzer,
+    word_spans,
 )
 
 ZWNJ = "\u200c"
@@ -202,6 +204,57 @@ def test_normalize_with_offsets_matches_normalize_on_random_text() -> None:
         assert norm == normalize(text), repr(text)
         assert len(offsets) == len(norm)
         assert all(a <= b for a, b in zip(offsets, offsets[1:], strict=False))
+
+
+def _offsets_cluster_by_cluster(text: str) -> tuple[str, list[int]]:
+    """The reference: fold every cluster on its own (what the fast runs must equal)."""
+    from workbench import analysis
+
+    cluster_re = re.compile(f"[^{analysis._ATTACHED}]?[{analysis._ATTACHED}]*", re.DOTALL)
+    pieces, offsets = [], []
+    for match in cluster_re.finditer(text):
+        if match.group():
+            piece = analysis._fold(match.group())
+            pieces.append(piece)
+            offsets.extend([match.start()] * len(piece))
+    norm = "".join(pieces)
+    for pattern, skip in ((analysis._PREFIX_RE, 2), (analysis._SUFFIX_RE, 0)):
+        spans = [(m.start() + skip, m.end()) for m in pattern.finditer(norm)]
+        norm, offsets = analysis._delete_spans(norm, offsets, spans)
+    return norm, offsets
+
+
+def test_fast_runs_give_the_offsets_of_cluster_by_cluster_folding() -> None:
+    alphabet = list("abcEÉé ßİıØ\t\n\r.,:*\x7f\x85") + list("میرودنکتابهاتریيكىئؤأإآٱۀةه ۱۲٠١")
+    alphabet += ["\u0301", "\u0308", ZWNJ, "\u200d", "\u200f", "\u202b", "\ufeff", "\u00ad"]
+    alphabet += ["\u0640", "\u064b", "\u0654", "\u0653", "\u0670", "ﻛ", "ﺘ", "ﷺ", "ﷲ", "ﻻ"]
+    alphabet += ["ﬁ", "½", "Ａ", "ᄀ", "ᅡ", "가", "ｶ", "ﾞ", "क", "ि", "्", "ۂ", "й", "ǅ", "ŉ"]
+    rng = random.Random(1394)
+    for _ in range(3000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40)))
+        assert normalize_with_offsets(text) == _offsets_cluster_by_cluster(text), repr(text)
+    assert normalize_with_offsets(MIXED) == _offsets_cluster_by_cluster(MIXED)
+
+
+def test_index_postings_equal_whoosh_positions_format() -> None:
+    """The direct word path of NormalizedPositions gives Whoosh's own postings."""
+    from whoosh.formats import Positions
+
+    analyzer = page_text_analyzer()
+    rng = random.Random(7)
+    words = MIXED.split() + ["oil", "oil", "می", "رود", "کتاب", "ها", "\n", "1393/05/12"]
+    for _ in range(300):
+        text = " ".join(rng.choice(words) for _ in range(rng.randint(0, 60)))
+        fast = list(NormalizedPositions().word_values(text, analyzer, mode="index"))
+        assert fast == list(Positions().word_values(text, analyzer, mode="index"))
+
+
+def test_word_spans_equal_the_tokenizer_spans() -> None:
+    toks = NormalizingTokenizer()(MIXED, chars=True)
+    spans = [(t.text, t.startchar, t.endchar) for t in toks]
+    wanted = {"کتابها", "cafe", "1393", "میرود"}
+    assert word_spans(MIXED, wanted) == [(s, e) for w, s, e in spans if w in wanted]
+    assert word_spans(MIXED, set()) == []
 
 
 def test_token_char_spans_cover_the_original_word() -> None:
@@ -432,3 +485,16 @@ def test_highlighting_marks_the_original_characters(searcher) -> None:
 
     hits = {hit["id"]: hit.highlights("text") for hit in run(searcher, "1393")}
     assert _marked(hits["persian"]) == ["۱۳۹۳"]
+
+
+def test_word_spans_equal_the_tokenizer_spans_on_random_text() -> None:
+    """The regex search for query words finds exactly the tokens the tokenizer yields."""
+    alphabet = list("ab a_1 \t\n.,-") + ["\u0301", "\u0308", "\u093f", "क", "ि", "ا", "ب", ZWNJ]
+    rng = random.Random(77)
+    for _ in range(3000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30)))
+        toks = [(t.text, t.startchar, t.endchar) for t in NormalizingTokenizer()(text, chars=True)]
+        pool = sorted({t[0] for t in toks} | {"a", "ab", "b", "a_1", "1"})
+        wanted = set(rng.sample(pool, min(len(pool), rng.randint(1, 3))))
+        expected = [(s, e) for w, s, e in toks if w in wanted]
+        assert word_spans(text, wanted) == expected, (text, wanted)

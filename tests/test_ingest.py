@@ -221,3 +221,29 @@ def test_reocr_replaces_the_reading_and_logs_it(small_trove, tmp_path):
     assert event["kind"] == "reocr" and event["payload"]["previous_text_source"] == "layer"
     assert review.verify_chain(events).ok
     assert "WB-000001" in found
+
+
+def test_pages_are_indexed_while_the_workers_read(small_trove, tmp_path, monkeypatch):
+    """The feeder thread indexes committed pages in batches during the run; the final
+    sync takes the rest, so every page is searchable and none is indexed twice."""
+    from workbench import index, pipeline
+
+    monkeypatch.setattr(pipeline, "FEED_PAGES", 3)
+    monkeypatch.setattr(index, "SYNC_BATCH", 4)
+    synced: list[int] = []
+    real_sync = index.sync
+
+    def counting_sync(case, **kwargs):
+        done = real_sync(case, **kwargs)
+        synced.append(done)
+        return done
+
+    monkeypatch.setattr(index, "sync", counting_sync)
+    with Case.open(tmp_path / "case", create=True) as case:
+        report = ingest(case, [str(small_trove / "born_digital")], jobs=2)
+        assert report.pages_added > 8 and report.index_problem is None
+        assert report.pages_indexed == report.pages_added == sum(synced)
+        assert len([n for n in synced if n]) > 1  # more than the one final sync
+        assert index.pending(case) == 0
+        total = index.search(case, "lang:fas OR lang:eng", limit=1).total
+        assert total == case.counts()["pages"]

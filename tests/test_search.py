@@ -259,3 +259,98 @@ def test_words_and_date_ranges_together_on_thousands_of_pages(tmp_path):
         ranged = index.search(case, "oil date:[2014-01-01 TO 2014-12-31]", limit=1).total
         assert ranged == expected_oil_2014
         assert index.search(case, "date:[2014 TO 2015]", limit=1).total == 5000
+
+
+DATE_QUERIES = [
+    "date:2014",
+    "date:2015-02",
+    "date:2014-08-03",
+    "date:[2014-01-01 TO 2014-06-30]",
+    "date:[2013-11-15 TO 2015-02-10]",
+    "date:[2014 TO 2015]",
+    "date:[2014-03 TO 2014-03]",
+    "date:{2014-01-01 TO 2014-06-30]",
+    "oil AND date:[2014-02-10 TO 2014-09-30]",
+    '"exchange house" AND date:2014',
+]
+
+
+@pytest.fixture(scope="module")
+def dated_case(tmp_path_factory):
+    """400 pages with random dates around 2014 (some pages without any)."""
+    import random
+
+    rng = random.Random(11)
+    words = ["oil", "minister", "exchange", "house", "tehran", "source"]
+    pages: dict[str, set[str]] = {}
+    with Case.open(tmp_path_factory.mktemp("dated") / "case", create=True) as case:
+        with case.transaction():
+            for number in range(400):
+                source = case.record_source(
+                    path=f"/synthetic/{number}.pdf", sha256=f"{number:064x}", size=1,
+                    kind="pdf", status="ingested", page_count=1,
+                )  # fmt: skip
+                isos = [
+                    f"{rng.choice([2013, 2014, 2015])}-{rng.randint(1, 12):02d}-"
+                    f"{rng.choice([1, 3, 10, 15, 28, 30, 31]):02d}"
+                    for _ in range(rng.randint(0, 5))
+                ]
+                dates = [
+                    {"start": 0, "end": 1, "original": "x", "calendar": "gregorian", "iso": iso}
+                    for iso in isos
+                ]
+                text = " ".join(rng.choice(words) for _ in range(20))
+                page_id = case.add_page(
+                    source, {"page_number": 1, "text": text, "text_source": "layer", "dates": dates}
+                )
+                pages[page_id] = set(isos)
+        index.sync(case)
+        yield case, pages
+
+
+@pytest.mark.parametrize("query", DATE_QUERIES)
+def test_year_and_month_terms_give_the_same_hits_scores_and_order(dated_case, query, monkeypatch):
+    """Date ranges are rewritten to year/month terms: same pages, scores and order as the
+    day-by-day range (each page scores the number of its dates in the range)."""
+    case, _ = dated_case
+    rewritten = index.search(case, query, limit=500)
+    monkeypatch.setattr(index, "_rewrite_dates", lambda query: query)
+    plain = index.search(case, query, limit=500)
+    assert rewritten.total == plain.total
+    assert [(h.record["page_id"], h.score) for h in rewritten.hits] == [
+        (h.record["page_id"], h.score) for h in plain.hits
+    ]
+
+
+def test_date_range_hits_and_scores_count_the_dates_in_range(dated_case):
+    case, pages = dated_case
+    low, high = "2013-11-15", "2015-02-10"
+    found = index.search(case, f"date:[{low} TO {high}]", limit=500)
+    expected = {pid: sum(low <= iso <= high for iso in isos) for pid, isos in pages.items()}
+    expected = {pid: n for pid, n in expected.items() if n}
+    assert found.total == len(expected)
+    assert {h.record["page_id"]: round(h.score) for h in found.hits} == expected
+
+
+def test_highlighted_words_leave_out_negated_terms(dated_case):
+    case, _ = dated_case
+    [hit, *_] = index.search(case, "oil NOT minister").hits
+    assert {m["text"] for m in hit.matches} == {"oil"}
+    [hit, *_] = index.search(case, "(tehr* OR source) ANDNOT house").hits
+    assert {m["text"] for m in hit.matches} <= {"tehran", "source"}
+    assert hit.matches
+
+
+def test_a_cached_searcher_sees_new_commits(dated_case, tmp_path):
+    case, _ = dated_case
+    before = index.search(case, "oil", limit=1).total
+    with case.transaction():
+        source = case.record_source(
+            path="/synthetic/new.pdf", sha256="f" * 64, size=1,
+            kind="pdf", status="ingested", page_count=1,
+        )  # fmt: skip
+        case.add_page(source, {"page_number": 1, "text": "oil oil", "text_source": "layer"})
+    index.sync(case)
+    assert index.search(case, "oil", limit=1).total == before + 1
+    index.rebuild(case)
+    assert index.search(case, "oil", limit=1).total == before + 1

@@ -59,14 +59,19 @@ import unicodedata
 from collections.abc import Iterator
 
 from whoosh.analysis import Analyzer, CompositeAnalyzer, Token, Tokenizer
+from whoosh.compat import dumps as _pickle
+from whoosh.formats import Positions
+from whoosh.system import pack_uint as _pack_uint
 
 __all__ = [
+    "NormalizedPositions",
     "NormalizingTokenizer",
     "normalize",
     "normalize_query",
     "normalize_with_offsets",
     "original_span",
     "page_text_analyzer",
+    "word_spans",
 ]
 
 # ----- translation tables ------------------------------------------------------------------
@@ -180,7 +185,6 @@ _ATTACHED = (
     + "\u1160-\u11ff\uff9e\uff9f"
     + "".join(re.escape(ch) for ch in _REMOVED if not unicodedata.category(ch).startswith("M"))
 )
-_CLUSTER_RE = re.compile(f"[^{_ATTACHED}]?[{_ATTACHED}]*", re.DOTALL)
 
 # Arabic-script letters after normalisation (no digits, punctuation or marks).
 _AR = "\u0620-\u064a\u066e-\u06d3\u06d5\u06fa-\u06fc\u06ff\u0750-\u077f\u08a0-\u08c9"
@@ -242,6 +246,38 @@ def normalize(text: str) -> str:
     return _SUFFIX_RE.sub("", text)
 
 
+def _simple_chars() -> tuple[str, dict[int, str]]:
+    """Characters that fold to exactly one character on their own, and that table.
+
+    Why: in a run of them (not followed by a mark or deleted character, which would join
+    the last one's cluster) every character is its own cluster, so
+    :func:`normalize_with_offsets` folds the run with one ``str.translate`` and maps
+    offsets one to one, instead of looping over clusters in Python (ASCII, Latin-1,
+    Latin Extended, Arabic/Persian letters and digits: nearly every page).
+    """
+    attached = re.compile(f"[{_ATTACHED}]")
+    chars = []
+    table: dict[int, str] = {}
+    for code in (*range(0x20, 0x250), *range(0x0600, 0x0700), 0x09, 0x0A, 0x0D):
+        ch = chr(code)
+        if attached.match(ch) or unicodedata.category(ch).startswith("C") and ch not in "\t\n\r":
+            continue
+        folded = _fold(ch)
+        if len(folded) != 1:
+            continue
+        chars.append(ch)
+        if folded != ch:
+            table[code] = folded
+    return "".join(re.escape(ch) for ch in chars), table
+
+
+_SIMPLE, _SIMPLE_TABLE = _simple_chars()
+# A run of simple characters not followed by one that attaches to the run's last one
+# (backtracking leaves that last character to the cluster path), else one cluster.
+_RUN_OR_CLUSTER_RE = re.compile(
+    f"(?P<run>[{_SIMPLE}]+(?![{_ATTACHED}]))|[^{_ATTACHED}]?[{_ATTACHED}]*", re.DOTALL
+)
+
 _PIECE_CACHE: dict[str, str] = {}
 _PIECE_CACHE_MAX = 100_000
 
@@ -272,7 +308,13 @@ def normalize_with_offsets(text: str) -> tuple[str, list[int]]:
     pieces: list[str] = []
     offsets: list[int] = []
     cache = _PIECE_CACHE
-    for match in _CLUSTER_RE.finditer(text):
+    table = _SIMPLE_TABLE
+    for match in _RUN_OR_CLUSTER_RE.finditer(text):
+        run = match.group("run")
+        if run is not None:
+            pieces.append(run.translate(table))
+            offsets.extend(range(match.start(), match.end()))
+            continue
         cluster = match.group()
         if not cluster:
             continue
@@ -322,6 +364,64 @@ def original_span(
 
 
 # ----- Whoosh ------------------------------------------------------------------------------
+
+
+def _token_span(
+    value: str, offsets: list[int], start: int, end: int, length: int
+) -> tuple[int, int]:
+    ostart, oend = original_span(offsets, start, end, length)
+    while value[oend - 1] in _BIDI_SET:
+        oend -= 1  # keep a trailing bidi mark out of the highlight
+    return ostart, oend
+
+
+def word_spans(text: str, words: set[str]) -> list[tuple[int, int]]:
+    """Original ``(start, end)`` of every token of ``text`` whose normalised form is in ``words``.
+
+    Why: search highlights need the spans of a few words on a page; this is what the
+    tokenizer gives with ``chars=True`` for those words, without a Token per word.
+    """
+    if not words:
+        return []
+    norm, offsets = normalize_with_offsets(text)
+    length = len(text)
+    return [
+        _token_span(text, offsets, start, end, length) for start, end in _word_tokens(norm, words)
+    ]
+
+
+_WORDS_RE_CACHE: dict[frozenset[str], re.Pattern[str]] = {}
+_MARK_RE = re.compile(f"[{_MARKS}]")
+_WORD_CHAR_RE = re.compile(r"\w")
+
+
+def _word_tokens(norm: str, words: set[str]) -> list[tuple[int, int]]:
+    """Spans of the tokens of normalised text that are in ``words``, found by a regex.
+
+    Why: the words of one query are few; searching for them directly is far cheaper
+    than walking every token of the page. A candidate counts only if it is a whole
+    token, as ``_TOKEN_RE.finditer`` would cut it: nothing token-like follows it, and
+    before it there is no word character (marks before it count only if a word
+    character precedes them: leading marks belong to no token).
+    """
+    key = frozenset(words)
+    pattern = _WORDS_RE_CACHE.get(key)
+    if pattern is None:
+        alternatives = "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
+        pattern = re.compile(f"(?<!\\w)(?:{alternatives})(?![\\w{_MARKS}])")
+        if len(_WORDS_RE_CACHE) > 256:
+            _WORDS_RE_CACHE.clear()
+        _WORDS_RE_CACHE[key] = pattern
+    spans = []
+    for match in pattern.finditer(norm):
+        start = match.start()
+        before = start - 1
+        while before >= 0 and _MARK_RE.match(norm, before):
+            before -= 1
+        if 0 <= before < start - 1 and _WORD_CHAR_RE.match(norm, before):
+            continue  # marks inside a token that started earlier
+        spans.append((start, match.end()))
+    return spans
 
 
 class NormalizingTokenizer(Tokenizer):
@@ -381,9 +481,7 @@ class NormalizingTokenizer(Tokenizer):
             t.boost = 1.0
             t.stopped = False
             if offsets is not None:
-                ostart, oend = original_span(offsets, match.start(), match.end(), length)
-                while value[oend - 1] in _BIDI_SET:
-                    oend -= 1  # keep a trailing bidi mark out of the highlight
+                ostart, oend = _token_span(value, offsets, match.start(), match.end(), length)
                 if keeporiginal:
                     t.original = value[ostart:oend]
                 if chars:
@@ -392,6 +490,43 @@ class NormalizingTokenizer(Tokenizer):
             if positions:
                 t.pos = start_pos + pos
             yield t
+
+
+class NormalizedPositions(Positions):
+    """Whoosh's phrase-capable postings format, with a direct path for our own analyzer.
+
+    Why: indexing calls ``word_values`` once per page and field; going through Token
+    objects one word at a time cost about a third of the indexing time. With the page
+    analyzer the words are exactly ``_TOKEN_RE`` over :func:`normalize` (that is what
+    :class:`NormalizingTokenizer` yields without character offsets), so they are taken
+    in one ``findall``. Any other analyzer or option takes Whoosh's own path.
+    """
+
+    def word_values(self, value, analyzer, **kwargs):  # type: ignore[no-untyped-def]
+        if not _is_page_analyzer(analyzer) or set(kwargs) - {"mode"}:
+            yield from super().word_values(value, analyzer, **kwargs)
+            return
+        positions: dict[str, list[int]] = {}
+        for pos, word in enumerate(_TOKEN_RE.findall(normalize(value))):
+            found = positions.get(word)
+            if found is None:
+                positions[word] = [pos]
+            else:
+                found.append(pos)
+        boost = self.field_boost
+        for word, poslist in positions.items():
+            count = len(poslist)
+            if count > 1:  # Whoosh stores position deltas
+                poslist = [b - a for a, b in zip([0, *poslist], poslist, strict=False)]
+            yield word, count, float(count) * boost, _pack_uint(count) + _pickle(poslist, 2)
+
+
+def _is_page_analyzer(analyzer: object) -> bool:
+    return (
+        isinstance(analyzer, CompositeAnalyzer)
+        and len(analyzer.items) == 1
+        and type(analyzer.items[0]) is NormalizingTokenizer
+    )
 
 
 def page_text_analyzer() -> Analyzer:

@@ -14,31 +14,45 @@ Why it is shaped this way:
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
 import re
 import shutil
-from collections.abc import Iterable, Iterator
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from whoosh import index as whoosh_index
 from whoosh import qparser, sorting
+from whoosh import query as wquery
 from whoosh.fields import ID, KEYWORD, NUMERIC, TEXT, Schema
+from whoosh.filedb.filestore import FileStorage
 from whoosh.index import LockError
-from whoosh.searching import Hit
+from whoosh.searching import ResultsPage
 from whoosh.util.filelock import try_for
 
 from workbench import views
-from workbench.analysis import NormalizingTokenizer, normalize_query, page_text_analyzer
+from workbench.analysis import (
+    NormalizedPositions,
+    normalize_query,
+    page_text_analyzer,
+    word_spans,
+)
 from workbench.errors import UsageError, WorkbenchError
 from workbench.store import Case
 
 # The folder name carries the index layout version: a new layout is built beside the old
 # one from the case database (every page is queued when the folder is new).
-INDEX_DIRNAME = "index-v2"
+INDEX_DIRNAME = "index-v3"
 DEFAULT_WRITER_TIMEOUT = 30.0
 SYNC_BATCH = 500
+# Whoosh's posting pool spills sorted runs to disk past this many MB. It counts encoded
+# bytes, while the pool holds Python tuples several times that size, so its default
+# (128) let a sync or segment merge take hundreds of MB; this keeps it near 100 MB.
+WRITER_LIMIT_MB = 16
 SNIPPET_WIDTH = 180
 
 # Query field names a journalist types, mapped to index fields.
@@ -69,23 +83,34 @@ class QueryError(UsageError):
     """The search query cannot be parsed."""
 
 
+def _page_text_field() -> TEXT:
+    field = TEXT(analyzer=page_text_analyzer(), phrase=True)
+    field.format = NormalizedPositions(field_boost=field.format.field_boost)
+    return field
+
+
 def schema() -> Schema:
-    analyzer = page_text_analyzer()
     return Schema(
         page_id=ID(stored=True, unique=True),
         path=ID(stored=True),
         source=ID(),  # the file name, lower-cased when indexed
         page=NUMERIC(int, stored=True),
-        text=TEXT(analyzer=analyzer, phrase=True),
+        text=_page_text_field(),
         text_source=ID(stored=True),
         lang=ID(stored=True),
         status=ID(stored=True),
         document=ID(stored=True),
-        notes=TEXT(analyzer=analyzer, phrase=True),
+        notes=_page_text_field(),
         # ISO dates as keywords: ranges compare as strings (ISO order is date order).
         # Whoosh's multi-valued DATETIME field trips an assertion in its intersection
         # matcher ("oil AND date:2014" on a few thousand pages), so it is not used.
         date=KEYWORD(lowercase=False),
+        # The same dates by year and by month, once per distinct date (the term frequency
+        # is the number of the page's dates in that year or month): a range or a year is
+        # a handful of terms instead of one per day, and scores the same (see
+        # _rewrite_dates).
+        date_year=KEYWORD(lowercase=False),
+        date_month=KEYWORD(lowercase=False),
     )
 
 
@@ -93,19 +118,26 @@ def index_dir(case: Case) -> Path:
     return case.root / INDEX_DIRNAME
 
 
-def open_or_create(case: Case) -> whoosh_index.Index:
+def open_or_create(case: Case, *, mmap: bool = True) -> whoosh_index.Index:
+    """The case's index, created (and every page queued for it) when missing.
+
+    ``mmap=False`` for writers: Whoosh maps whole segment files to read them, and a
+    writer reads every segment it merges, so during an ingest the mapped pages counted
+    in the process's RSS grew with the index (to ~180 MB at 10,000 pages). Searchers
+    keep the mapping (shared page cache, fast random access).
+    """
     folder = index_dir(case)
     if whoosh_index.exists_in(str(folder)):
-        return whoosh_index.open_dir(str(folder))
+        return FileStorage(str(folder), supports_mmap=mmap).open_index()
     folder.mkdir(parents=True, exist_ok=True)
-    created = whoosh_index.create_in(str(folder), schema())
+    created = FileStorage(str(folder), supports_mmap=mmap).create_index(schema())
     case.queue_all_pages_for_index()  # a new or lost index is filled from the case
     return created
 
 
-def _writer(ix: whoosh_index.Index, timeout: float):
+def _writer(ix: whoosh_index.Index, timeout: float, limitmb: int = WRITER_LIMIT_MB):
     try:
-        return ix.writer(timeout=timeout)
+        return ix.writer(timeout=timeout, limitmb=limitmb)
     except LockError:
         raise IndexBusyError(
             f"the search index is being written by another workbench process and stayed "
@@ -155,6 +187,8 @@ def _document(row: dict[str, Any], dates: list[str]) -> dict[str, Any]:
     }
     if valid_dates:
         document["date"] = " ".join(valid_dates)
+        document["date_year"] = " ".join(iso[:4] for iso in valid_dates)
+        document["date_month"] = " ".join(iso[:7] for iso in valid_dates)
     return document
 
 
@@ -166,11 +200,15 @@ def _rows(case: Case, row_ids: list[int]) -> Iterator[tuple[dict[str, Any], list
 # ----- writing ------------------------------------------------------------------------
 
 
-def sync(case: Case, *, timeout: float = DEFAULT_WRITER_TIMEOUT) -> int:
-    """Bring the index up to date with the case: drain ``index_queue``. Returns pages indexed."""
-    ix = open_or_create(case)
+def sync(case: Case, *, timeout: float = DEFAULT_WRITER_TIMEOUT, batches: int | None = None) -> int:
+    """Bring the index up to date with the case: drain ``index_queue``. Returns pages indexed.
+
+    ``batches`` caps the commits (of up to SYNC_BATCH pages each) made in this call, for a
+    caller that syncs while pages keep arriving and wants few, full commits.
+    """
+    ix = open_or_create(case, mmap=False)
     total = 0
-    while True:
+    for _ in range(batches) if batches is not None else itertools.count():
         queued = case.index_queue_batch(SYNC_BATCH)
         if not queued:
             return total
@@ -184,6 +222,25 @@ def sync(case: Case, *, timeout: float = DEFAULT_WRITER_TIMEOUT) -> int:
             raise
         case.index_queue_done(queued)
         total += len(queued)
+    return total
+
+
+def optimize(
+    case: Case, *, timeout: float = DEFAULT_WRITER_TIMEOUT, limitmb: int = WRITER_LIMIT_MB
+) -> None:
+    """Merge the index into one segment: every search then walks one posting list per term.
+
+    Why: a case built in many commits has several segments, and fuzzy and wildcard
+    terms, counts and phrase checks pay per segment. Worth it once a big backlog is in.
+    A larger ``limitmb`` (the posting pool) trades memory for fewer sorted runs on disk.
+    """
+    ix = open_or_create(case, mmap=False)
+    writer = _writer(ix, timeout, limitmb)
+    try:
+        writer.commit(optimize=True)
+    except BaseException:
+        writer.cancel()
+        raise
 
 
 def pending(case: Case) -> int:
@@ -207,8 +264,8 @@ def rebuild(case: Case, *, timeout: float = DEFAULT_WRITER_TIMEOUT) -> int:
     try:
         high_water = case.max_page_row()
         fresh.mkdir(parents=True)
-        ix = whoosh_index.create_in(str(fresh), schema())
-        writer = ix.writer()
+        ix = FileStorage(str(fresh), supports_mmap=False).create_index(schema())
+        writer = ix.writer(limitmb=WRITER_LIMIT_MB)
         count = 0
         for row_ids in case.page_row_id_batches(SYNC_BATCH):
             for row, dates in _rows(case, row_ids):
@@ -262,7 +319,10 @@ def parse_query(text: str):
     parser.add_plugin(qparser.FuzzyTermPlugin())
     parser.add_plugin(qparser.GtLtPlugin())
     try:
-        prepared = _date_terms(_alias_fields(normalize_query(text)))
+        protected, exact = _protect_exact_fields(text)
+        prepared = _restore_exact_fields(
+            _date_terms(_alias_fields(normalize_query(protected))), exact
+        )
     except QueryError as error:
         raise QueryError(f"cannot understand the query {text!r}: {error}") from None
     try:
@@ -272,10 +332,93 @@ def parse_query(text: str):
     problem = _query_error(query)
     if problem:
         raise QueryError(f"cannot understand the query {text!r}: {problem}")
-    return query
+    return _rewrite_dates(query)
 
 
-_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+# Identifier fields are matched exactly as stored, so their values skip the text
+# normalisation (which lower-cases): page and document ids are upper case, paths as found.
+_EXACT_FIELDS = {"id": str.upper, "page_id": str.upper, "doc": str.upper,
+                 "document": str.upper, "path": str}  # fmt: skip
+_EXACT_TERM = re.compile(r"(?<![\w\"])(id|page_id|doc|document|path):(\S+)", re.IGNORECASE)
+
+
+def _protect_exact_fields(text: str) -> tuple[str, list[tuple[str, str]]]:
+    """Swap identifier terms for placeholders that normalisation leaves alone."""
+    exact: list[tuple[str, str]] = []
+
+    def hide(match: re.Match[str]) -> str:
+        field_name = FIELD_ALIASES.get(match.group(1).lower(), match.group(1).lower())
+        value = _EXACT_FIELDS[match.group(1).lower()](match.group(2))
+        exact.append((field_name, value))
+        return f" wbexactterm{len(exact) - 1}x "
+
+    return _EXACT_TERM.sub(hide, text), exact
+
+
+def _restore_exact_fields(text: str, exact: list[tuple[str, str]]) -> str:
+    def show(match: re.Match[str]) -> str:
+        field_name, value = exact[int(match.group(1))]
+        return f"{field_name}:{value}"
+
+    return re.sub(r"wbexactterm(\d+)x", show, text)
+
+
+# Dates the index holds: months 01-12, days 01-31 (so a month is covered by -01 to -31).
+_ISO_DATE = re.compile(r"\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])")
+
+
+def _rewrite_dates(query: wquery.Query) -> wquery.Query:
+    """Turn ``date`` prefixes and ranges into year and month terms where they cover them.
+
+    Why: a year or a six-month range is hundreds of day terms, and Whoosh unions them
+    one matcher per term. Each day term scores 1 (the field is not scorable), so a page
+    scores the number of its dates in the range; a year or month term's frequency is
+    the number of the page's dates in it, so the score, the hits and the order stay.
+    """
+    if query.is_leaf():
+        if getattr(query, "fieldname", None) != "date" or query.boost != 1.0:
+            return query
+        if isinstance(query, wquery.Prefix):
+            if re.fullmatch(r"\d{4}", query.text):
+                return wquery.Term("date_year", query.text)
+            if re.fullmatch(r"\d{4}-(?:0[1-9]|1[0-2])", query.text):
+                return wquery.Term("date_month", query.text)
+        elif isinstance(query, wquery.TermRange) and not (query.startexcl or query.endexcl):
+            return _date_span(query.start, query.end) or query
+        return query
+    return query.apply(_rewrite_dates)
+
+
+def _date_span(low: str | None, high: str | None) -> wquery.Query | None:
+    """Years, months and day ranges that together hold exactly the dates in [low, high]."""
+    if not low or not high:
+        return None
+    low = {4: low + "-01-01", 7: low + "-01"}.get(len(low), low)
+    if not (_ISO_DATE.fullmatch(low) and _ISO_DATE.fullmatch(high)) or low > high:
+        return None
+    year, month = int(low[:4]), int(low[5:7])
+    last = (int(high[:4]), int(high[5:7]))
+    parts: list[wquery.Query] = []
+    while (year, month) <= last:
+        first_day, last_day = f"{year:04d}-{month:02d}-01", f"{year:04d}-{month:02d}-31"
+        if month == 1 and low <= first_day and f"{year:04d}-12-31" <= high:
+            parts.append(wquery.Term("date_year", f"{year:04d}"))
+            year += 1
+            continue
+        if low <= first_day and last_day <= high:
+            parts.append(wquery.Term("date_month", f"{year:04d}-{month:02d}"))
+        else:
+            parts.append(wquery.TermRange("date", max(low, first_day), min(high, last_day)))
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    if len(parts) == 1:
+        return parts[0]
+    union = wquery.Or(parts)
+    # Preload the union into arrays (sums the scores like the default tree of union
+    # matchers, which costs several times more per page at 100,000 pages).
+    union.matcher_type = wquery.Or.ARRAY_MATCHER
+    return union
+
+
 _PARTIAL_DATE = re.compile(r"\d{4}(?:-\d{2}(?:-\d{2})?)?")
 _DATE_RANGE = re.compile(
     r"date:([\[{])\s*([^\]}]*?)\s*(?:\bto\b|\bTO\b)\s*([^\]}]*?)\s*([\]}])", re.IGNORECASE
@@ -335,75 +478,136 @@ def _query_error(query) -> str | None:
     return None
 
 
+# One open searcher per index folder, shared by every search in the process: opening the
+# index and its segment readers costs more than a small search. A commit from any
+# process makes it out of date, and it is reopened; so is a rebuilt index (a new folder,
+# a new inode). Whoosh searchers are not thread-safe: the lock
+# serialises their use (the app searches from worker threads).
+_SEARCHERS: dict[str, tuple[tuple[int, int], Any]] = {}
+_SEARCHERS_LOCK = threading.RLock()
+_SEARCHERS_MAX = 4
+
+
+@contextlib.contextmanager
+def _searcher(case: Case) -> Iterator[Any]:
+    """The cached, refreshed searcher of the case's index, held under the cache lock."""
+    folder = index_dir(case)
+    key = str(folder)
+    with _SEARCHERS_LOCK:
+        ix = open_or_create(case) if not whoosh_index.exists_in(key) else None
+        stat = folder.stat()
+        identity = (stat.st_dev, stat.st_ino)
+        cached = _SEARCHERS.pop(key, None)
+        if cached is not None and cached[0] == identity and cached[1].up_to_date():
+            searcher = cached[1]
+        else:
+            # Not Searcher.refresh(): it reuses the readers of unchanged segment ids and
+            # so keeps their OLD deletions; an updated page then shows up twice (the old
+            # copy in its segment, the new one in the next).
+            if cached is not None:
+                cached[1].close()
+            searcher = (ix or whoosh_index.open_dir(key)).searcher()
+        _SEARCHERS[key] = (identity, searcher)  # most recently used last
+        while len(_SEARCHERS) > _SEARCHERS_MAX:
+            _, oldest = _SEARCHERS.pop(next(iter(_SEARCHERS)))
+            oldest.close()
+        yield searcher
+
+
+def close_searchers() -> None:
+    """Close the cached searchers (tests that delete case folders, long-lived apps)."""
+    with _SEARCHERS_LOCK:
+        for _, searcher in _SEARCHERS.values():
+            searcher.close()
+        _SEARCHERS.clear()
+
+
 def search(case: Case, text: str, *, limit: int = 20, offset: int = 0) -> SearchResults:
-    """Ranked pages for a query, ``limit`` at a time from ``offset``."""
+    """Ranked pages for a query, ``limit`` at a time from ``offset``.
+
+    Hits are scored without collecting matched terms per document (that would switch off
+    Whoosh's block-max skipping); the words to highlight are the query's own positive
+    ``text`` terms (wildcards and fuzzy terms expanded) found on the page.
+    """
     query = parse_query(text)
-    ix = open_or_create(case)
-    analyzer_tokens = NormalizingTokenizer()
-    with ix.searcher() as searcher:
-        page_number = offset // max(limit, 1) + 1
-        results = searcher.search_page(query, page_number, pagelen=max(limit, 1), terms=True)
-        hits = []
-        for hit in results:
-            row = case.page_row(hit["page_id"])
-            matched = _matched_words(hit)
-            matches = _match_spans(analyzer_tokens, row["text"], matched)
-            snippet, snippet_spans = _snippet(row["text"], matches)
-            hits.append(
-                SearchHit(
-                    record=views.page_summary(row),
-                    score=hit.score or 0.0,
-                    snippet=snippet,
-                    snippet_matches=snippet_spans,
-                    matches=matches,
-                )
+    with _searcher(case) as searcher:
+        pagelen = max(limit, 1)
+        page_number = offset // pagelen + 1
+        collector = searcher.collector(limit=page_number * pagelen)
+        # needs_current: build the same matchers as a search that collects terms, so a
+        # multi-term range scores a page by how many of its terms it has, whatever the
+        # index size (Whoosh otherwise preloads such ORs with a flat score)
+        context = searcher.context(needs_current=True)
+        searcher.search_with_collector(query, collector, context=context)
+        results = ResultsPage(collector.results(), page_number, pagelen)
+        total = results.total
+        page_ids = [hit["page_id"] for hit in results]
+        scores = [hit.score or 0.0 for hit in results]
+        words = _highlight_words(query, searcher.reader()) if page_ids else set()
+    rows = case.page_rows_by_id(page_ids)
+    hits = []
+    for page_id, score in zip(page_ids, scores, strict=True):
+        row = rows.get(page_id.upper())
+        if row is None:  # deleted from the case since it was indexed
+            row = case.page_row(page_id)
+        matches = _match_spans(row["text"], words)
+        snippet, snippet_spans = _snippet(row["text"], matches)
+        hits.append(
+            SearchHit(
+                record=views.page_summary(row),
+                score=score,
+                snippet=snippet,
+                snippet_matches=snippet_spans,
+                matches=matches,
             )
-        return SearchResults(query=text, total=results.total, offset=offset, hits=hits)
+        )
+    return SearchResults(query=text, total=total, offset=offset, hits=hits)
 
 
 def matching_page_ids(case: Case, text: str) -> list[str]:
     """Every page id a query matches, in page-id order (for bulk marking)."""
     query = parse_query(text)
-    ix = open_or_create(case)
-    with ix.searcher() as searcher:
-        results = searcher.search(query, limit=None)
-        return sorted(hit["page_id"] for hit in results)
+    with _searcher(case) as searcher:
+        docnums = searcher.docs_for_query(query)
+        return sorted(searcher.stored_fields(docnum)["page_id"] for docnum in docnums)
 
 
 def count_by_status(case: Case, text: str) -> dict[str, int]:
     """How many pages a query matches, per review status (for the app's filter bar)."""
     query = parse_query(text)
-    ix = open_or_create(case)
-    with ix.searcher() as searcher:
+    with _searcher(case) as searcher:
         results = searcher.search(query, groupedby=sorting.FieldFacet("status"), limit=None)
         return {status: len(docs) for status, docs in results.groups("status").items()}
 
 
-def _matched_words(hit: Hit) -> set[str]:
-    words = set()
-    for fieldname, value in hit.matched_terms():
+def _highlight_words(query: wquery.Query, reader: Any) -> set[str]:
+    """The ``text`` words a hit can have matched: every term outside a NOT, expanded.
+
+    Why: equals what Whoosh's per-hit ``matched_terms`` gives for the text field once it
+    is intersected with the page's own words, without paying for it on every match.
+    """
+    if isinstance(query, wquery.Not):
+        return set()
+    if isinstance(query, wquery.AndNot):
+        return _highlight_words(query.a, reader)
+    if not query.is_leaf():
+        words: set[str] = set()
+        for child in query.children():
+            words |= _highlight_words(child, reader)
+        return words
+    found = set()
+    for fieldname, value in query.existing_terms(reader, phrases=True, expand=True):
         if fieldname == "text":
-            words.add(value.decode("utf-8") if isinstance(value, bytes) else str(value))
-    return words
+            found.add(value.decode("utf-8") if isinstance(value, bytes) else str(value))
+    return found
 
 
-def _match_spans(
-    tokenizer: NormalizingTokenizer, text: str, words: Iterable[str]
-) -> list[dict[str, Any]]:
-    wanted = set(words)
-    if not wanted:
-        return []
-    spans = []
-    for token in tokenizer(text, chars=True, mode="query"):
-        if token.text in wanted:
-            spans.append(
-                {
-                    "start": token.startchar,
-                    "end": token.endchar,
-                    "text": text[token.startchar : token.endchar],
-                }
-            )
-    return spans
+def _match_spans(text: str, words: set[str]) -> list[dict[str, Any]]:
+    """Every occurrence on the page of a matched word, as original-text spans."""
+    return [
+        {"start": start, "end": end, "text": text[start:end]}
+        for start, end in word_spans(text, words)
+    ]
 
 
 def _snippet(text: str, matches: list[dict[str, Any]]) -> tuple[str, list[tuple[int, int]]]:
@@ -411,13 +615,17 @@ def _snippet(text: str, matches: list[dict[str, Any]]) -> tuple[str, list[tuple[
     if not matches:
         window_start, window_end = 0, min(len(text), SNIPPET_WIDTH)
     else:
-        best_start, best_count = matches[0]["start"], 0
-        for first in matches:
-            count = sum(
-                1 for m in matches if first["start"] <= m["start"] < first["start"] + SNIPPET_WIDTH
-            )
-            if count > best_count:
-                best_start, best_count = first["start"], count
+        # matches are in text order: a sliding window counts those starting within
+        # SNIPPET_WIDTH of each match (the first densest one wins)
+        starts = [m["start"] for m in matches]
+        best_start, best_count = starts[0], 0
+        last = 0
+        for first, begin in enumerate(starts):
+            last = max(last, first)
+            while last < len(starts) and starts[last] < begin + SNIPPET_WIDTH:
+                last += 1
+            if last - first > best_count:
+                best_start, best_count = begin, last - first
         window_start = max(0, best_start - SNIPPET_WIDTH // 4)
         window_end = min(len(text), window_start + SNIPPET_WIDTH)
         # do not cut words at the edges

@@ -16,6 +16,7 @@ import ctypes
 import multiprocessing
 import os
 import signal
+import threading
 from collections.abc import Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -26,6 +27,10 @@ from workbench import index, metadata, readers
 from workbench.errors import SourceError, WorkbenchError
 from workbench.readers import PageJob, PageReadError
 from workbench.store import Case
+
+# Pages committed but not yet indexed before the feeder thread indexes them (one Whoosh
+# commit and one segment each time; merges keep the segment count down).
+FEED_PAGES = 250
 
 
 @dataclass
@@ -118,10 +123,55 @@ def ingest(
     total_pages = sum(f.page_count for f in prepared if f.needs_pages)
     observer.started(len(prepared), total_pages)
     if prepared:
-        _run(case, prepared, languages, jobs, report, observer, total_pages)
+        feeder = _IndexFeeder(case)
+        try:
+            _run(case, prepared, languages, jobs, report, observer, total_pages, feeder)
+        finally:
+            report.pages_indexed += feeder.stop()
     _sync_index(case, report)
     observer.finished(report)
     return report
+
+
+class _IndexFeeder:
+    """Indexes committed pages in a thread while the workers read the next ones.
+
+    Why: Whoosh indexing is pure Python and used to run after the pages (serially, with
+    the workers idle). The thread has its own connection to the case and runs
+    ``index.sync`` whenever FEED_PAGES pages wait, so the writer lock is held only for
+    one such batch; whatever is left (or a busy index) is synced after the run, as before.
+    """
+
+    def __init__(self, case: Case) -> None:
+        self.root = case.root
+        self.indexed = 0
+        self.problem: BaseException | None = None
+        self._wake = threading.Event()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._loop, name="index-feeder", daemon=True)
+        self._thread.start()
+
+    def poke(self) -> None:
+        """Pages were committed: look at the queue."""
+        self._wake.set()
+
+    def stop(self) -> int:
+        """Finish the batch in hand and return the pages indexed."""
+        self._stopping = True
+        self._wake.set()
+        self._thread.join()
+        return self.indexed
+
+    def _loop(self) -> None:
+        try:
+            with Case.open(self.root) as case:
+                while not self._stopping:
+                    self._wake.wait()
+                    self._wake.clear()
+                    if not self._stopping and index.pending(case) >= FEED_PAGES:
+                        self.indexed += index.sync(case, timeout=0.5, batches=1)
+        except Exception as error:  # noqa: BLE001 - e.g. a busy index: the final sync
+            self.problem = error  # (same queue, longer wait) retries and reports it
 
 
 def _sync_index(case: Case, report: IngestReport) -> None:
@@ -209,6 +259,7 @@ def _run(
     report: IngestReport,
     observer: IngestObserver,
     total_pages: int,
+    feeder: _IndexFeeder,
 ) -> None:
     """Feed pages to the pool in order, commit each file when all its pages are back."""
     max_in_flight = jobs * 3
@@ -228,8 +279,7 @@ def _run(
                 _commit(case, files[commit_file], files, report, observer)
                 files[commit_file].results = {}
                 commit_file += 1
-            if report.pages_added - report.pages_indexed >= index.SYNC_BATCH:
-                _sync_index(case, report)
+                feeder.poke()
             if commit_file >= len(files):
                 break
             # 2. after a worker crash, re-run the suspect jobs one at a time to find the culprit

@@ -469,6 +469,22 @@ class Case:
             )
         return row
 
+    def page_rows_by_id(self, page_ids: list[str]) -> dict[str, sqlite3.Row]:
+        """``page_row`` for many pages at once (search hits); ids not in the case are absent."""
+        found: dict[str, sqlite3.Row] = {}
+        for start in range(0, len(page_ids), 500):
+            chunk = [p.upper() for p in page_ids[start : start + 500]]
+            marks = ",".join("?" * len(chunk))
+            for row in self.db.execute(
+                "SELECT p.*, s.path AS source_path, s.sha256 AS source_sha256,"
+                f" s.metadata AS source_metadata, {_REVIEW_COLUMNS}"
+                " FROM pages p JOIN sources s ON s.id = p.source_id"
+                f" LEFT JOIN page_review r ON r.page_row = p.id WHERE p.page_id IN ({marks})",
+                chunk,
+            ):
+                found[row["page_id"]] = row
+        return found
+
     def page_dates(self, page_row_id: int) -> list[dict[str, Any]]:
         rows = self.db.execute(
             "SELECT start, end, original, calendar, iso FROM page_dates"
