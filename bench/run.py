@@ -209,7 +209,24 @@ def main() -> int:
     print(table(results, args.quick))
     print(f"total {results['total_seconds']} s; sections: {results['sections_seconds']}")
     print(f"written: {written.relative_to(RESULTS.parent.parent)}")
-    return 0
+    broken = smoke_failures(results)
+    for problem in broken:
+        print(f"error: {problem}")
+    return 1 if broken else 0
+
+
+def smoke_failures(results: dict[str, Any]) -> list[str]:
+    """What makes a run fail whatever the speeds: a query that errors, an app that fails.
+
+    CI runs ``--quick`` for these: no speed is judged there, but a broken part is."""
+    problems = []
+    for section in ("search_small", "search_large"):
+        for query, error in (results.get(section, {}).get("failed_queries") or {}).items():
+            problems.append(f"{section}: query {query!r} failed: {error}")
+    app_result = results.get("app", {})
+    if "not measured: the app failed" in str(app_result.get("skipped", "")):
+        problems.append(str(app_result["skipped"]))
+    return problems
 
 
 if __name__ == "__main__":

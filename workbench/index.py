@@ -225,31 +225,19 @@ def sync(case: Case, *, timeout: float = DEFAULT_WRITER_TIMEOUT, batches: int | 
     return total
 
 
-def optimize(
-    case: Case, *, timeout: float = DEFAULT_WRITER_TIMEOUT, limitmb: int = WRITER_LIMIT_MB
-) -> None:
-    """Merge the index into one segment: every search then walks one posting list per term.
-
-    Why: a case built in many commits has several segments, and fuzzy and wildcard
-    terms, counts and phrase checks pay per segment. Worth it once a big backlog is in.
-    A larger ``limitmb`` (the posting pool) trades memory for fewer sorted runs on disk.
-    """
-    ix = open_or_create(case, mmap=False)
-    writer = _writer(ix, timeout, limitmb)
-    try:
-        writer.commit(optimize=True)
-    except BaseException:
-        writer.cancel()
-        raise
-
-
 def pending(case: Case) -> int:
     """Pages changed in the case but not yet in the index."""
     return case.index_queue_length()
 
 
-def rebuild(case: Case, *, timeout: float = DEFAULT_WRITER_TIMEOUT) -> int:
-    """Rebuild the index from the SQLite case alone, then swap it in atomically."""
+def rebuild(
+    case: Case, *, timeout: float = DEFAULT_WRITER_TIMEOUT, limitmb: int = WRITER_LIMIT_MB
+) -> int:
+    """Rebuild the index from the SQLite case alone, then swap it in atomically.
+
+    One writer, one commit: the result is a single segment. A larger ``limitmb`` (the
+    posting pool) makes a big rebuild faster at the cost of memory.
+    """
     folder = index_dir(case)
     fresh = folder.with_name(INDEX_DIRNAME + ".rebuild")
     old = folder.with_name(INDEX_DIRNAME + ".old")
@@ -265,7 +253,7 @@ def rebuild(case: Case, *, timeout: float = DEFAULT_WRITER_TIMEOUT) -> int:
         high_water = case.max_page_row()
         fresh.mkdir(parents=True)
         ix = FileStorage(str(fresh), supports_mmap=False).create_index(schema())
-        writer = ix.writer(limitmb=WRITER_LIMIT_MB)
+        writer = ix.writer(limitmb=limitmb)
         count = 0
         for row_ids in case.page_row_id_batches(SYNC_BATCH):
             for row, dates in _rows(case, row_ids):
