@@ -475,6 +475,21 @@ def test_e_exports_to_the_case_exports_folder(app_case: Path) -> None:
     assert report.ok and report.events == 1
 
 
+def _gate_ingest(monkeypatch: pytest.MonkeyPatch) -> tuple[threading.Event, list[str]]:
+    """Hold pipeline.ingest until the returned event is set; record the threads it ran in."""
+    gate = threading.Event()
+    real_ingest = pipeline.ingest
+    threads: list[str] = []
+
+    def gated_ingest(*args, **kwargs):
+        threads.append(threading.current_thread().name)
+        assert gate.wait(30)
+        return real_ingest(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "ingest", gated_ingest)
+    return gate, threads
+
+
 def _new_pdfs(small_trove: Path, folder: Path, count: int) -> Path:
     """Copies of the smallest fixture PDFs that are new files to the case, same pages:
     a trailing PDF comment changes their bytes."""
@@ -494,16 +509,7 @@ def test_a_adds_files_in_a_thread_and_the_list_stays_live(
         before = case.counts()["pages"]
     pages = first_pages(app_case, 2)
 
-    gate = threading.Event()
-    real_ingest = pipeline.ingest
-    threads: list[str] = []
-
-    def gated_ingest(*args, **kwargs):
-        threads.append(threading.current_thread().name)
-        assert gate.wait(30)
-        return real_ingest(*args, **kwargs)
-
-    monkeypatch.setattr(pipeline, "ingest", gated_ingest)
+    gate, threads = _gate_ingest(monkeypatch)
 
     async def scenario() -> None:
         app = make_app(str(app_case))
@@ -801,14 +807,7 @@ def test_q_during_an_ingest_asks_then_stops_it_cleanly(
     with Case.open(app_case) as case:
         before = case.counts()["pages"]
 
-    gate = threading.Event()
-    real_ingest = pipeline.ingest
-
-    def gated_ingest(*args, **kwargs):
-        assert gate.wait(30)
-        return real_ingest(*args, **kwargs)
-
-    monkeypatch.setattr(pipeline, "ingest", gated_ingest)
+    gate, _ = _gate_ingest(monkeypatch)
 
     async def scenario() -> None:
         app = make_app(str(app_case))
