@@ -81,9 +81,13 @@ def page_list_records(case: Case, page_ids: list[str]) -> list[dict[str, Any]]:
 
 def _list_record(case: Case, row: sqlite3.Row) -> dict[str, Any]:
     record = page_summary(row)
-    dates = case.page_dates(row["id"])
-    record["first_date"] = (dates[0]["iso"] or "")[:10] if dates else None
+    record["first_date"] = first_date(case.page_dates(row["id"]))
     return record
+
+
+def first_date(dates: list[dict[str, Any]]) -> str | None:
+    """The ISO day of the first date written on a page (``page_dates`` order), if any."""
+    return (dates[0].get("iso") or "")[:10] if dates else None
 
 
 def page_image(case: Case, page_id: str, *, max_side: int = 1600):

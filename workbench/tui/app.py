@@ -532,9 +532,11 @@ class WorkbenchApp(App[None]):
                     self.status_counts[event["old_status"]] -= 1
                     self.status_counts[event["new_status"]] += 1
             self.selected -= set(page_ids)
-            for page_id in page_ids:
+            for page_id in page_ids:  # each row once; the page pane if it shows one of them
                 self.refresh_row(page_id)
-            self.after_change(page_ids[0] if len(page_ids) == 1 else self.current_page_id)
+            if self.current_page_id in page_ids:
+                self.show_page(self.current_page_id, force=True)
+            self.update_status()
             self.drop_from_filtered_list(page_ids, status)
             what = page_ids[0] if len(page_ids) == 1 else f"{len(page_ids)} pages"
             self.notify(f"{what} → {status}", timeout=1.5)
@@ -581,8 +583,7 @@ class WorkbenchApp(App[None]):
         for number, record in enumerate(self.rows):
             if record["page_id"] == page_id:
                 fresh = views.page_detail(self.case, page_id)  # type: ignore[arg-type]
-                dates = fresh.get("dates") or []
-                fresh["first_date"] = (dates[0].get("iso") or "")[:10] if dates else None
+                fresh["first_date"] = views.first_date(fresh.get("dates") or [])
                 self.rows[number] = fresh
                 for (key, _), value in zip(COLUMNS, self.cells(fresh), strict=True):
                     table.update_cell(page_id, key, value)
