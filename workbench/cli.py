@@ -573,6 +573,95 @@ def export_command(state: _State, fmt: str, output: str) -> None:
     click.echo(summary)
 
 
+@main.command(name="check")
+@click.option(
+    "--only",
+    default=None,
+    help="Comma-separated check names (default: every check). 'workbench check --list' names them.",
+)
+@click.option("--list", "list_checks", is_flag=True, help="Name every check and what it looks for.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per finding produced.")
+@click.pass_obj
+def check_command(state: _State, only: str | None, list_checks: bool, as_json: bool) -> None:
+    """Run the checks on what changed since their last run; print the findings produced.
+
+    Checks are incremental: a file or document whose inputs did not change is not
+    checked again and keeps its findings. 'workbench findings' lists them all.
+    """
+    from workbench import checks, findings
+
+    if list_checks:
+        for name in checks.names():
+            click.echo(f"{name:<20} {checks.get(name).summary}")
+        return
+    with state.open_case() as case:
+        report = findings.run_checks(case, only.split(",") if only else None)
+    for record in report.produced:
+        _print_json(record) if as_json else click.echo(_finding_line(record))
+    click.echo(
+        f"{len(report.produced)} finding(s) from {report.units_checked} file(s)/document(s)"
+        f" checked; {report.units_unchanged} unchanged since the last check",
+        err=True,
+    )
+
+
+@main.command(name="findings")
+@click.option("--check", "check_name", default=None, help="Only this check's findings.")
+@click.option(
+    "--severity",
+    type=click.Choice(["info", "warn", "alert"]),
+    default=None,
+    help="Only findings of this severity.",
+)
+@click.option("--page", "page_id", default=None, help="Only findings about this page.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per finding.")
+@click.pass_obj
+def findings_command(
+    state: _State, check_name: str | None, severity: str | None, page_id: str | None, as_json: bool
+) -> None:
+    """List the findings of the checks (dismissed ones too, marked as such)."""
+    from workbench import findings
+
+    with state.open_case() as case:
+        records = findings.finding_records(
+            case, check=check_name, severity=severity, page_id=page_id
+        )
+    for record in records:
+        _print_json(record) if as_json else click.echo(_finding_line(record))
+
+
+@main.group(name="finding")
+def finding_group() -> None:
+    """Act on one finding: dismiss it, with a note, in the review log."""
+
+
+@finding_group.command(name="dismiss")
+@click.argument("finding_id")
+@click.option("--note", required=True, help="Why the finding does not matter (kept in the log).")
+@REVIEWER_OPTION
+@click.pass_obj
+def finding_dismiss(state: _State, finding_id: str, note: str, reviewer: str | None) -> None:
+    """Dismiss a finding; the dismissal is an event in the hash-chained review log."""
+    from workbench import findings
+
+    with state.open_case() as case:
+        who = review.resolve_reviewer(case, reviewer)
+        record = findings.dismiss(case, finding_id, note=note, reviewer=who)
+    click.echo(f"dismissed {record['finding_id']} ({record['check']}) by {who}")
+
+
+def _finding_line(record: dict[str, Any]) -> str:
+    pages = record["page_ids"]
+    where = ""
+    if pages:
+        where = pages[0] + (f" (+{len(pages) - 1})" if len(pages) > 1 else "")
+    state = "  [dismissed]" if record["dismissed"] else ""
+    return (
+        f"{record['finding_id']}  {record['severity']:<5}  {record['check']:<18}  "
+        f"{where:<16}  {record['message']}{state}"
+    )
+
+
 def _sync_quietly(case: Case) -> None:
     try:
         index.sync(case, timeout=5)

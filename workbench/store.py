@@ -137,6 +137,40 @@ MIGRATIONS: list[str] = [
         created_at     TEXT NOT NULL
     );
     """,
+    # 4: findings of the case's checks (authenticity, source safety), and what each check
+    # last looked at, so a re-run checks only what changed. Dismissals are review events.
+    """
+    CREATE TABLE findings (
+        finding_id     TEXT PRIMARY KEY,
+        check_name     TEXT NOT NULL,
+        unit           TEXT NOT NULL,
+        severity       TEXT NOT NULL CHECK (severity IN ('info', 'warn', 'alert')),
+        page_ids       TEXT NOT NULL DEFAULT '[]',
+        source_sha256  TEXT,
+        message        TEXT NOT NULL,
+        evidence       TEXT NOT NULL DEFAULT '{}',
+        check_version  INTEGER NOT NULL,
+        ran_at         TEXT NOT NULL,
+        content_sha256 TEXT NOT NULL
+    );
+    CREATE INDEX findings_unit ON findings(check_name, unit);
+    CREATE TABLE finding_pages (
+        finding_id  TEXT NOT NULL,
+        page_id     TEXT NOT NULL,
+        position    INTEGER NOT NULL,
+        PRIMARY KEY (finding_id, position)
+    );
+    CREATE INDEX finding_pages_page ON finding_pages(page_id);
+    CREATE TABLE check_units (
+        check_name     TEXT NOT NULL,
+        unit           TEXT NOT NULL,
+        inputs_sha256  TEXT NOT NULL,
+        check_version  INTEGER NOT NULL,
+        ran_at         TEXT NOT NULL,
+        PRIMARY KEY (check_name, unit)
+    );
+    CREATE INDEX review_events_kind ON review_events(kind);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
