@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from workbench import findings
-from workbench.checks import metadata_mismatch, page_sequence
+from workbench.checks import metadata_mismatch, odd_page, page_sequence
 from workbench.checks.page_sequence import Marked
 from workbench.cli import main
 from workbench.pipeline import ingest
@@ -323,3 +323,40 @@ def test_daylight_saving_is_not_another_zone() -> None:
         "Info ModDate": parse("Info ModDate", "2014-08-08T16:49:35-05:00"),
     }
     assert len(metadata_mismatch._zones(moved)) == 1
+
+
+# ----- odd-page logic --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "family"),
+    [
+        ("ABCDEF+Calibri-Bold", "Calibri"),
+        ("TimesNewRomanPS-BoldItalicMT", "TimesNewRoman"),
+        ("VYHHYE+Nazli Regular", "Nazli"),
+        ("ArialMT", "Arial"),
+        ("CMR10", "CMR10"),
+    ],
+)
+def test_font_family(name, family) -> None:
+    assert odd_page.font_family(name) == family
+
+
+def test_odd_one_needs_the_others_to_agree() -> None:
+    same = odd_page._close
+    assert odd_page._odd_ones([595, 595, 612, 595], lambda a, b: same(a, b, 0.02)) == [2]
+    assert odd_page._odd_ones([595, 612, 842, 595], lambda a, b: same(a, b, 0.02)) == []
+    assert odd_page._odd_ones([595, 596, 595], lambda a, b: same(a, b, 0.02)) == []
+
+
+def test_symbol_faces_do_not_make_a_page_odd() -> None:
+    pages = [
+        {"page_id": f"WB-{i}", "fonts": fonts, "size": [595, 842], "scan": None}
+        for i, fonts in enumerate(
+            [["Nazli"], ["Nazli", "Noto Sans Math"], ["Nazli"], ["SymbolMT", "Nazli"]]
+        )
+    ]
+    assert odd_page._fonts(pages, "its file") == []
+    pages[2]["fonts"] = ["Noto Sans Arabic"]
+    found = odd_page._fonts(pages, "its file")
+    assert [d.page_ids for d in found] == [["WB-2"]]
