@@ -650,6 +650,69 @@ def finding_dismiss(state: _State, finding_id: str, note: str, reviewer: str | N
     click.echo(f"dismissed {record['finding_id']} ({record['check']}) by {who}")
 
 
+@main.command(name="revisions")
+@click.argument("spec", metavar="PAGE_OR_SOURCE")
+@click.option(
+    "--extract",
+    "extract_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Write each earlier revision into this folder as a PDF of its own.",
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per revision.")
+@click.pass_obj
+def revisions_command(state: _State, spec: str, extract_dir: str | None, as_json: bool) -> None:
+    """Show the versions a PDF keeps inside it (incremental updates) and what each changed.
+
+    PAGE_OR_SOURCE is a page id, the path of an ingested PDF or its SHA-256 (a prefix of
+    8 characters or more will do). The file is checked against its custody hash first.
+    """
+    from pathlib import Path
+
+    from workbench import revisions
+
+    with state.open_case() as case:
+        path, found, data = revisions.source_revisions(case, spec)
+    written = []
+    if extract_dir:
+        folder = Path(extract_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        for revision in found[:-1]:
+            target = folder / f"{Path(path).stem}.rev{revision.number}.pdf"
+            target.write_bytes(data[: revision.end])
+            written.append(str(target))
+    if as_json:
+        for revision in found:
+            _print_json(revision.as_json())
+    else:
+        updates = len(found) - 1
+        click.echo(f"{path}: {len(found)} revision(s), {updates} incremental update(s)")
+        for revision in found:
+            last = "  (the file as it is)" if revision is found[-1] and updates else ""
+            pages = "unreadable" if not revision.readable else f"{revision.page_count} page(s)"
+            click.echo(
+                f"revision {revision.number}  bytes {revision.end:>10,}  {pages}  "
+                f"sha256 {revision.sha256}{last}"
+            )
+            if revision.problem:
+                click.echo(f"  cannot be read: {revision.problem}")
+            for change in revision.text_changes:
+                click.echo(
+                    f"  page {change.page_number}: removed {' '.join(change.removed) or '-'}"
+                    f" | added {' '.join(change.added) or '-'}"
+                )
+            for label, numbers in (
+                ("pages added", revision.pages_added),
+                ("pages removed", revision.pages_removed),
+            ):
+                if numbers:
+                    click.echo(f"  {label}: {', '.join(map(str, numbers))}")
+            for key, (old, new) in revision.metadata_changes.items():
+                click.echo(f"  {key}: {old!r} -> {new!r}")
+    for target in written:
+        click.echo(f"wrote {target}", err=True)
+
+
 def _finding_line(record: dict[str, Any]) -> str:
     pages = record["page_ids"]
     where = ""
