@@ -170,6 +170,12 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (check_name, unit)
     );
     CREATE INDEX review_events_kind ON review_events(kind);
+    CREATE TABLE page_signatures (
+        page_row      INTEGER PRIMARY KEY REFERENCES pages(id),
+        basis_sha256  TEXT NOT NULL,
+        image_hash    TEXT,
+        minhash       BLOB
+    );
     """,
 ]
 

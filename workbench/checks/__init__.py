@@ -17,6 +17,8 @@ _MODULES: dict[str, str] = {
     "metadata-mismatch": "workbench.checks.metadata_mismatch",
     "revisions": "workbench.checks.revisions",
     "odd-page": "workbench.checks.odd_page",
+    "near-duplicate": "workbench.checks.near_duplicate",
+    "copy-difference": "workbench.checks.copy_difference",
 }
 
 
