@@ -140,9 +140,7 @@ def test_findings_filters(checked_case, tmp_path) -> None:
     by_page = _run(case_dir, "findings", "--page", first["page_ids"][0], "--json")
     assert first["finding_id"] in by_page.output
     alerts = _run(case_dir, "findings", "--severity", "alert", "--json")
-    assert {json.loads(line)["check"] for line in alerts.output.splitlines()} == {
-        "copy-difference"
-    }
+    assert {json.loads(line)["check"] for line in alerts.output.splitlines()} == {"copy-difference"}
     unknown = CliRunner().invoke(
         main, ["findings", "--check", "nonsense"], env={"WORKBENCH_CASE": str(case_dir)}
     )
@@ -379,3 +377,45 @@ def test_symbol_faces_do_not_make_a_page_odd() -> None:
     pages[2]["fonts"] = ["Noto Sans Arabic"]
     found = odd_page._fonts(pages, "its file")
     assert [d.page_ids for d in found] == [["WB-2"]]
+
+
+# ----- exports ---------------------------------------------------------------------------
+
+
+def test_exports_carry_findings_and_dismissals(checked_case, tmp_path) -> None:
+    import csv
+
+    from workbench import export
+
+    case_dir = _copy(checked_case, tmp_path)
+    with Case.open(case_dir) as case:
+        records = findings.finding_records(case)
+        alert = next(r for r in records if r["severity"] == "alert")
+        dismissed = findings.dismiss(
+            case, records[0]["finding_id"], note="seen: the sender's scanner", reviewer="Bob"
+        )
+        export.export(case, "csv", tmp_path / "pages.csv")
+        export.export(case, "jsonl", tmp_path / "log.jsonl")
+        export.export(case, "report", tmp_path / "report.html")
+    with open(tmp_path / "pages.csv", encoding="utf-8-sig", newline="") as handle:
+        rows = {row["page_id"]: row for row in csv.DictReader(handle)}
+    for page in alert["page_ids"]:
+        assert f"alert copy-difference {alert['finding_id']}" in rows[page]["findings"]
+    assert dismissed["finding_id"] not in "".join(r["findings"] for r in rows.values())
+
+    lines = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    events = [line for line in lines if "record" not in line]
+    listed = [line for line in lines if line.get("record") == "finding"]
+    assert events[-1]["kind"] == "dismiss"
+    assert events[-1]["payload"]["finding_id"] == dismissed["finding_id"]
+    assert {line["finding_id"] for line in listed} == {r["finding_id"] for r in records}
+    assert export.verify_jsonl(tmp_path / "log.jsonl").ok
+    # findings are outside the chain, but an event may not hide among them
+    moved = [*lines[1:], lines[0]]
+    (tmp_path / "moved.jsonl").write_text("\n".join(json.dumps(x) for x in moved) + "\n")
+    assert not export.verify_jsonl(tmp_path / "moved.jsonl").ok
+
+    report = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert f"Findings ({len(records) - 1} open, 1 dismissed)" in report
+    assert alert["finding_id"] in report
+    assert "seen: the sender&#x27;s scanner" in report

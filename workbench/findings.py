@@ -258,6 +258,32 @@ def _query(case: Case, where: str, args: Iterable[Any]) -> list[dict[str, Any]]:
     return sorted(records, key=_order)
 
 
+def dismissals(case: Case) -> dict[str, dict[str, Any]]:
+    """finding id -> who dismissed it, when and why (the latest dismissal)."""
+    found: dict[str, dict[str, Any]] = {}
+    for row in case.db.execute(
+        "SELECT reviewer, at, note, payload FROM review_events WHERE kind = 'dismiss' ORDER BY seq"
+    ):
+        data = json.loads(row["payload"] or "{}")
+        found[data.get("finding_id", "")] = {
+            "reviewer": row["reviewer"],
+            "at": row["at"],
+            "note": row["note"],
+        }
+    return found
+
+
+def by_page(
+    case: Case, records: list[dict[str, Any]] | None = None
+) -> dict[str, list[dict[str, Any]]]:
+    """page id -> the findings about it (all of them, dismissed ones included)."""
+    found: dict[str, list[dict[str, Any]]] = {}
+    for record in finding_records(case) if records is None else records:
+        for page in record["page_ids"]:
+            found.setdefault(page, []).append(record)
+    return found
+
+
 def dismissed_contents(case: Case) -> dict[str, set[str]]:
     """finding id -> the contents (hashes) a reviewer dismissed, from the review log."""
     found: dict[str, set[str]] = {}
