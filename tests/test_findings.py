@@ -75,9 +75,15 @@ def test_the_two_changed_words_are_named(checked_case, anomaly_trove) -> None:
 
 
 def _contains(evidence: object, expected: object) -> bool:
+    """Every key of an expected object is in the evidence with a matching value; every
+    item of an expected list matches some item of the evidence's list."""
     if isinstance(expected, dict):
         return isinstance(evidence, dict) and all(
             key in evidence and _contains(evidence[key], value) for key, value in expected.items()
+        )
+    if isinstance(expected, list) and expected and isinstance(expected[0], dict):
+        return isinstance(evidence, list) and all(
+            any(_contains(item, wanted) for item in evidence) for wanted in expected
         )
     return evidence == expected
 
@@ -140,7 +146,10 @@ def test_findings_filters(checked_case, tmp_path) -> None:
     by_page = _run(case_dir, "findings", "--page", first["page_ids"][0], "--json")
     assert first["finding_id"] in by_page.output
     alerts = _run(case_dir, "findings", "--severity", "alert", "--json")
-    assert {json.loads(line)["check"] for line in alerts.output.splitlines()} == {"copy-difference"}
+    assert {json.loads(line)["check"] for line in alerts.output.splitlines()} == {
+        "copy-difference",
+        "active-content",
+    }
     unknown = CliRunner().invoke(
         main, ["findings", "--check", "nonsense"], env={"WORKBENCH_CASE": str(case_dir)}
     )

@@ -19,6 +19,8 @@ _MODULES: dict[str, str] = {
     "odd-page": "workbench.checks.odd_page",
     "near-duplicate": "workbench.checks.near_duplicate",
     "copy-difference": "workbench.checks.copy_difference",
+    "hidden-content": "workbench.checks.hidden_content",
+    "active-content": "workbench.checks.active_content",
 }
 
 

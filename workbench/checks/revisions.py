@@ -26,31 +26,51 @@ class Revisions(Check):
     summary = "PDFs edited by incremental updates: what each earlier version said"
 
     def units(self, case: Case) -> Iterator[Unit]:
-        for row in case.db.execute(
-            "SELECT sha256, path FROM sources WHERE status = 'ingested' AND kind = 'pdf'"
-            " ORDER BY id"
-        ):
-            try:
-                stat = os.stat(row["path"])
-                present: list[int] | None = [stat.st_size, stat.st_mtime_ns]
-            except OSError:
-                present = None  # checked again once the file is back
-            yield Unit(
-                f"source:{row['sha256']}",
-                {"sha256": row["sha256"], "path": row["path"], "file": present},
-            )
+        yield from pdf_units(case)
 
     def run(self, case: Case, unit: Unit) -> list[Draft]:
         inputs = unit.inputs
-        if inputs["file"] is None:
-            return []
-        data = pdf_revisions.read_verified(inputs["path"], inputs["sha256"])
+        data, _ = source_bytes(case, unit)
         if data is None or data.count(b"%%EOF") < 2:
             return []
         revisions = pdf_revisions.analyse(data)
         if len(revisions) < 2:
             return []
         return [_draft(case, inputs["sha256"], revisions)]
+
+
+def pdf_units(case: Case) -> Iterator[Unit]:
+    """One unit per ingested PDF, for the checks that read the file again: its hash, its
+    path, and its size and time on disk (so a file that comes back is checked again)."""
+    for row in case.db.execute(
+        "SELECT sha256, path FROM sources WHERE status = 'ingested' AND kind = 'pdf' ORDER BY id"
+    ):
+        try:
+            stat = os.stat(row["path"])
+            present: list[int] | None = [stat.st_size, stat.st_mtime_ns]
+        except OSError:
+            present = None
+        yield Unit(
+            f"source:{row['sha256']}",
+            {"sha256": row["sha256"], "path": row["path"], "file": present},
+        )
+
+
+def source_bytes(case: Case, unit: Unit) -> tuple[bytes | None, dict[int, str]]:
+    """The file's bytes when they match the custody hash (else None), and its page ids by
+    page number."""
+    inputs = unit.inputs
+    pages = {
+        row[0]: row[1]
+        for row in case.db.execute(
+            "SELECT p.page_number, p.page_id FROM pages p JOIN sources s ON s.id = p.source_id"
+            " WHERE s.sha256 = ? AND s.status = 'ingested' ORDER BY p.page_number",
+            (inputs["sha256"],),
+        )
+    }
+    if inputs["file"] is None:
+        return None, pages
+    return pdf_revisions.read_verified(inputs["path"], inputs["sha256"]), pages
 
 
 def _draft(case: Case, sha256: str, revisions: list[pdf_revisions.Revision]) -> Draft:
