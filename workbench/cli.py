@@ -353,14 +353,26 @@ def mark(
         targets = review.expand_page_ids(case, page_ids) if page_ids else []
         if query:
             _sync_quietly(case)
-            matched = index.matching_page_ids(case, query)
+            # the case as it is, not only the index: pages it has not caught up with count
+            matched = index.current_matching_page_ids(case, query)
             click.echo(f"{len(matched)} page(s) match {query!r}", err=True)
             if matched and not yes:
                 click.confirm(f"mark them {status}?", abort=True, err=True)
-            targets += [p for p in matched if p not in set(targets)]
-        if not targets:
+            if not targets and not matched:
+                raise UsageError(f"no pages match {query!r}: nothing to mark")
+            done = review.mark_query(case, targets, query, matched, status, who, note)
+            events = done.events
+            for left, why in (
+                (done.no_longer_matching, "no longer match (changed meanwhile), not marked"),
+                (done.not_confirmed, "match only now, not marked: run the command again"),
+            ):
+                if left:
+                    shown = ", ".join(left[:5]) + (" ..." if len(left) > 5 else "")
+                    click.echo(f"warning: {len(left)} page(s) {why}: {shown}", err=True)
+        elif not targets:
             raise UsageError("no pages given: name page ids or ranges, or use --query")
-        events = review.mark(case, targets, status, who, note)
+        else:
+            events = review.mark(case, targets, status, who, note)
         _sync_quietly(case)
     click.echo(f"{len(events)} page(s) marked {status} by {who}")
 

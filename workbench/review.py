@@ -27,7 +27,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from workbench import readers
+from workbench import index, readers
 from workbench.errors import UsageError
 from workbench.store import Case, utc_now
 
@@ -243,27 +243,82 @@ def mark(
     case: Case, page_ids: list[str], status: str, reviewer: str, note: str | None = None
 ) -> list[dict[str, Any]]:
     """Set the status of pages; one event per page whose status changes (or gets a note)."""
+    _check_status(status)
+    with case.transaction() as db:
+        return _mark_in_transaction(case, db, page_ids, status, reviewer, note)
+
+
+@dataclass
+class QueryMark:
+    """What ``mark_query`` did: events, and the shown hits it left alone and why."""
+
+    events: list[dict[str, Any]]
+    no_longer_matching: list[str]  # shown and confirmed, but the page changed: not marked
+    not_confirmed: list[str]  # match now but were not shown before: not marked
+
+
+def mark_query(
+    case: Case,
+    page_ids: list[str],
+    query: str,
+    confirmed: Iterable[str],
+    status: str,
+    reviewer: str,
+    note: str | None = None,
+) -> QueryMark:
+    """Mark ``page_ids`` and the hits of ``query`` that were shown (``confirmed``).
+
+    Why: between showing the hits and marking them, pages change (another reviewer, an
+    index that was behind). The query is evaluated again on the case as it is inside
+    the marking transaction, which holds the write lock; a confirmed page is marked only
+    if it still matches, and a page that matches only now is reported, not marked.
+    """
+    _check_status(status)
+    shown = list(dict.fromkeys(p.upper() for p in confirmed))
+    with case.transaction() as db:
+        now = set(index.current_matching_page_ids(case, query))
+        still = [p for p in shown if p in now]
+        targets = list(dict.fromkeys([*page_ids, *still]))
+        events = _mark_in_transaction(case, db, targets, status, reviewer, note)
+    seen = set(shown)
+    return QueryMark(
+        events=events,
+        no_longer_matching=[p for p in shown if p not in now],
+        not_confirmed=sorted(p for p in now if p not in seen),
+    )
+
+
+def _check_status(status: str) -> None:
     if status not in STATUSES:
         raise UsageError(f"unknown status {status!r}: use one of {', '.join(STATUSES)}")
+
+
+def _mark_in_transaction(
+    case: Case,
+    db: sqlite3.Connection,
+    page_ids: list[str],
+    status: str,
+    reviewer: str,
+    note: str | None,
+) -> list[dict[str, Any]]:
     events = []
-    with case.transaction() as db:
-        for page_id in page_ids:
-            state = case.review_state(page_id)
-            if state["status"] == status and not note:
-                continue
-            event = append_event(
-                db,
-                kind="status",
-                page_id=page_id,
-                document_id=state["document_id"],
-                old_status=state["status"],
-                new_status=status,
-                reviewer=reviewer,
-                note=note,
-                page_sha256=state["page_sha256"],
-            )
-            case.apply_review(state["page_row"], event)
-            events.append(event)
+    for page_id in page_ids:
+        state = case.review_state(page_id)
+        if state["status"] == status and not note:
+            continue
+        event = append_event(
+            db,
+            kind="status",
+            page_id=page_id,
+            document_id=state["document_id"],
+            old_status=state["status"],
+            new_status=status,
+            reviewer=reviewer,
+            note=note,
+            page_sha256=state["page_sha256"],
+        )
+        case.apply_review(state["page_row"], event)
+        events.append(event)
     return events
 
 
