@@ -302,3 +302,24 @@ def test_a_case_from_before_the_tickets_keeps_its_queue(tmp_path: Path) -> None:
             case.queue_for_index([1])
         after = dict(case.index_queue_tickets(10))
         assert after[3] == before[3] and after[1] > max(before.values())
+
+
+def test_mark_query_refuses_when_the_index_is_far_behind(case_dir: Path, monkeypatch) -> None:
+    from click.testing import CliRunner
+
+    from workbench.cli import main
+
+    with Case.open(case_dir) as case:
+        case.queue_all_pages_for_index()
+        behind = index.pending(case)
+    monkeypatch.setattr(index, "CURRENT_MATCH_PENDING_LIMIT", behind - 1)
+    monkeypatch.setattr(index, "sync", lambda *a, **k: 0)  # the index stays behind
+    result = CliRunner().invoke(
+        main,
+        ["mark", "--query", "status:unreviewed", "--status", "verified", "--yes"],
+        env={"WORKBENCH_CASE": str(case_dir), "WORKBENCH_REVIEWER": "erin"},
+    )
+    assert result.exit_code == 5
+    assert result.stderr.startswith(f"error: the search index is {behind} page(s) behind")
+    with Case.open(case_dir) as case:
+        assert case.status_counts()["verified"] == 0
