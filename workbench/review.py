@@ -256,7 +256,7 @@ def verify_derived_state(case: Case) -> list[str]:
         if differences:
             problems.append(
                 f"{page_id}: its stored review state does not match the review log"
-                f" (changed outside workbench): {differences}"
+                f" (changed outside the log): {differences}"
             )
     stored_docs = {
         row["id"]: dict(row) for row in case.db.execute("SELECT * FROM documents ORDER BY id")
@@ -271,7 +271,7 @@ def verify_derived_state(case: Case) -> list[str]:
             if differences:
                 problems.append(
                     f"{doc_id}: its stored fields do not match the review log"
-                    f" (changed outside workbench): {differences}"
+                    f" (changed outside the log): {differences}"
                 )
     return problems
 
