@@ -353,14 +353,26 @@ def mark(
         targets = review.expand_page_ids(case, page_ids) if page_ids else []
         if query:
             _sync_quietly(case)
-            matched = index.matching_page_ids(case, query)
+            # the case as it is, not only the index: pages it has not caught up with count
+            matched = index.current_matching_page_ids(case, query)
             click.echo(f"{len(matched)} page(s) match {query!r}", err=True)
             if matched and not yes:
                 click.confirm(f"mark them {status}?", abort=True, err=True)
-            targets += [p for p in matched if p not in set(targets)]
-        if not targets:
+            if not targets and not matched:
+                raise UsageError(f"no pages match {query!r}: nothing to mark")
+            done = review.mark_query(case, targets, query, matched, status, who, note)
+            events = done.events
+            for left, why in (
+                (done.no_longer_matching, "no longer match (changed meanwhile), not marked"),
+                (done.not_confirmed, "match only now, not marked: run the command again"),
+            ):
+                if left:
+                    shown = ", ".join(left[:5]) + (" ..." if len(left) > 5 else "")
+                    click.echo(f"warning: {len(left)} page(s) {why}: {shown}", err=True)
+        elif not targets:
             raise UsageError("no pages given: name page ids or ranges, or use --query")
-        events = review.mark(case, targets, status, who, note)
+        else:
+            events = review.mark(case, targets, status, who, note)
         _sync_quietly(case)
     click.echo(f"{len(events)} page(s) marked {status} by {who}")
 
@@ -417,9 +429,10 @@ def log() -> None:
 )
 @click.pass_obj
 def log_verify(state: _State, jsonl_file: str | None, head: str | None) -> None:
-    """Recompute the chain (and re-hash every source file still on disk); print the head.
+    """Recompute the chain, the page states it gives, re-hash every source file; print the head.
 
-    Exit status 0 when everything holds, 6 when a link is broken or a file changed.
+    Exit status 0 when everything holds, 6 when a link is broken, a page's stored state
+    differs from what the log gives, or a file changed.
     """
     if jsonl_file:
         from workbench import export
@@ -429,7 +442,9 @@ def log_verify(state: _State, jsonl_file: str | None, head: str | None) -> None:
     else:
         with state.open_case() as case:
             report = review.verify_chain(review.iter_events(case))
-            problems = list(report.problems) + review.verify_sources(case)
+            problems = list(report.problems)
+            problems += review.verify_derived_state(case)
+            problems += review.verify_sources(case)
             missing = review.missing_sources(case)
         if missing:
             click.echo(f"note: {len(missing)} source file(s) are no longer on disk (not checked)")
@@ -440,7 +455,8 @@ def log_verify(state: _State, jsonl_file: str | None, head: str | None) -> None:
     if problems:
         sys.exit(EXIT_VERIFY_FAILED)
     click.echo(
-        "log verified: the chain is intact" + ("" if jsonl_file else " and every file matches")
+        "log verified: the chain is intact"
+        + ("" if jsonl_file else ", every page's state follows from it and every file matches")
     )
 
 

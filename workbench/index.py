@@ -1,10 +1,11 @@
 """The full-text index of a case: Whoosh, one document per page, rebuilt from SQLite at will.
 
 Why it is shaped this way:
-- SQLite is the truth. Every page (and later every status or note change) is put on the
-  ``index_queue`` table in the same transaction that changes it; :func:`sync` drains the
-  queue into Whoosh and only then deletes the drained entries. A crash in between re-indexes
-  a few pages (``update_document`` is idempotent), never loses one.
+- SQLite is the truth. Every page (and every status, note or document change) is put on
+  the ``index_queue`` table, with a new ticket, in the same transaction that changes it;
+  :func:`sync` drains the queue into Whoosh and only then deletes the entries it read, by
+  ticket: a page queued again in between keeps its entry. A crash in between re-indexes a
+  few pages (``update_document`` is idempotent), never loses one.
 - Whoosh commits are atomic, so readers never see a half-written index and are never
   blocked. Only one writer at a time: another waits up to ``timeout`` seconds for the
   lock, then fails with :class:`IndexBusyError`.
@@ -29,7 +30,7 @@ from whoosh import index as whoosh_index
 from whoosh import qparser, sorting
 from whoosh import query as wquery
 from whoosh.fields import ID, KEYWORD, NUMERIC, TEXT, Schema
-from whoosh.filedb.filestore import FileStorage
+from whoosh.filedb.filestore import FileStorage, RamStorage
 from whoosh.index import LockError
 from whoosh.searching import ResultsPage
 from whoosh.util.filelock import try_for
@@ -203,23 +204,37 @@ def _rows(case: Case, row_ids: list[int]) -> Iterator[tuple[dict[str, Any], list
 def sync(case: Case, *, timeout: float = DEFAULT_WRITER_TIMEOUT, batches: int | None = None) -> int:
     """Bring the index up to date with the case: drain ``index_queue``. Returns pages indexed.
 
+    Each batch is read (queue tickets and page rows, in one read transaction) while this
+    process holds the writer lock, so index commits follow the order of the states they
+    read; only the tickets read are dequeued, after the commit: a page changed meanwhile
+    is queued again under a new ticket and indexed by the next sync. Entries queued after
+    the call began are left to the next call, so a sync ends even while pages keep coming.
+
     ``batches`` caps the commits (of up to SYNC_BATCH pages each) made in this call, for a
     caller that syncs while pages keep arriving and wants few, full commits.
     """
     ix = open_or_create(case, mmap=False)
+    through = case.index_queue_head()
     total = 0
     for _ in range(batches) if batches is not None else itertools.count():
-        queued = case.index_queue_batch(SYNC_BATCH)
-        if not queued:
+        if not case.index_queue_tickets(1, through):
             return total
         writer = _writer(ix, timeout)
         try:
-            for row, dates in _rows(case, queued):
+            with case.read_snapshot():
+                queued = case.index_queue_tickets(SYNC_BATCH, through)
+                rows = list(_rows(case, [row for row, _ in queued]))
+            for row, dates in rows:
                 writer.update_document(**_document(row, dates))
-            writer.commit()
+            if queued:
+                writer.commit()
+            else:  # another process drained the queue meanwhile
+                writer.cancel()
         except BaseException:
             writer.cancel()
             raise
+        if not queued:
+            return total
         case.index_queue_done(queued)
         total += len(queued)
     return total
@@ -236,7 +251,9 @@ def rebuild(
     """Rebuild the index from the SQLite case alone, then swap it in atomically.
 
     One writer, one commit: the result is a single segment. A larger ``limitmb`` (the
-    posting pool) makes a big rebuild faster at the cost of memory.
+    posting pool) makes a big rebuild faster at the cost of memory. The queue's newest
+    ticket is read before any page: afterwards only entries up to it are dequeued, since
+    every page read after it shows at least those changes (later ones keep their entries).
     """
     folder = index_dir(case)
     fresh = folder.with_name(INDEX_DIRNAME + ".rebuild")
@@ -250,19 +267,21 @@ def rebuild(
             f"locked for {timeout:g} s; try again when that ingest finishes"
         )
     try:
-        high_water = case.max_page_row()
+        through = case.index_queue_head()
         fresh.mkdir(parents=True)
         ix = FileStorage(str(fresh), supports_mmap=False).create_index(schema())
         writer = ix.writer(limitmb=limitmb)
         count = 0
         for row_ids in case.page_row_id_batches(SYNC_BATCH):
-            for row, dates in _rows(case, row_ids):
+            with case.read_snapshot():
+                rows = list(_rows(case, row_ids))
+            for row, dates in rows:
                 writer.add_document(**_document(row, dates))
                 count += 1
         writer.commit()
         folder.rename(old)
         fresh.rename(folder)
-        case.index_queue_done_through(high_water)
+        case.index_queue_done_through(through)
     finally:
         guard.release()
         shutil.rmtree(old, ignore_errors=True)
@@ -558,6 +577,54 @@ def matching_page_ids(case: Case, text: str) -> list[str]:
     with _searcher(case) as searcher:
         docnums = searcher.docs_for_query(query)
         return sorted(searcher.stored_fields(docnum)["page_id"] for docnum in docnums)
+
+
+# Past this many pages waiting for the index, a query is not evaluated page by page (the
+# index is being rebuilt or an ingest is far ahead): the caller is told to sync first.
+CURRENT_MATCH_PENDING_LIMIT = 5 * SYNC_BATCH
+
+
+def current_matching_page_ids(case: Case, text: str) -> list[str]:
+    """Every page id a query matches in the case as it is now, in page-id order.
+
+    Why: the index lags the case by the pages on ``index_queue`` (a sync that could not
+    get the writer lock, a mark in another process a moment ago). Those pages are taken
+    out of the index's answer and matched instead against their current rows, in a small
+    in-memory index built the same way. The queue is read before the index is searched:
+    a page off the queue then is in the index as it is (its entry was deleted only after
+    the index commit). Inside a write transaction (``review.mark_query``) nothing changes
+    between this answer and what is done with it.
+    """
+    query = parse_query(text)
+    if not whoosh_index.exists_in(str(index_dir(case))):
+        raise IndexBusyError("the search index is missing; run 'workbench index' and try again")
+    with case.read_snapshot():
+        waiting = case.page_pending_index()
+        if len(waiting) > CURRENT_MATCH_PENDING_LIMIT:
+            raise IndexBusyError(
+                f"the search index is {len(waiting)} page(s) behind the case (an ingest or "
+                "rebuild is running?); run 'workbench index' and try again"
+            )
+        rows = list(_rows(case, waiting)) if waiting else []
+    stale = {row["page_id"] for row, _ in rows}
+    with _searcher(case) as searcher:
+        found = {
+            page_id
+            for docnum in searcher.docs_for_query(query)
+            if (page_id := searcher.stored_fields(docnum)["page_id"]) not in stale
+        }
+    if rows:
+        scratch = RamStorage().create_index(schema())
+        writer = scratch.writer()
+        for row, dates in rows:
+            writer.add_document(**_document(row, dates))
+        writer.commit()
+        with scratch.searcher() as searcher:
+            found.update(
+                searcher.stored_fields(docnum)["page_id"]
+                for docnum in searcher.docs_for_query(query)
+            )
+    return sorted(found)
 
 
 def count_by_status(case: Case, text: str) -> dict[str, int]:

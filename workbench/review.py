@@ -6,7 +6,10 @@ Why it is shaped this way:
   reordering any event breaks the chain from there on; SQLite triggers refuse UPDATE and
   DELETE, and ``workbench log verify`` recomputes the chain for anyone who bypasses them.
 - ``page_review`` is the current state derived from the log (a cache the app can read
-  fast); the log is the record.
+  fast); the log is the record. ``workbench log verify`` recomputes that state (and the
+  ``documents`` rows) from the events and names every page whose stored state differs.
+- A review event is durable once the call returns: the case database runs with
+  ``synchronous=FULL``, so in WAL mode each commit is on disk before COMMIT returns.
 - An event is appended inside BEGIN IMMEDIATE: two reviewers marking pages from two
   processes are serialised by SQLite, so the chain stays one line.
 
@@ -27,7 +30,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from workbench import readers
+from workbench import index, readers
 from workbench.errors import UsageError
 from workbench.store import Case, utc_now
 
@@ -163,6 +166,126 @@ def verify_chain(events: Iterable[dict[str, Any]]) -> ChainReport:
     return report
 
 
+# The kinds of event folded into a page's review state (documents are folded apart).
+PAGE_STATE_KINDS = ("status", "note")
+# What page_review holds when no event touched a page.
+_UNREVIEWED = {
+    "status": "unreviewed",
+    "reviewer": None,
+    "reviewed_at": None,
+    "notes": "",
+    "document_id": None,
+}
+_DOCUMENT_COLUMNS = (
+    "title",
+    "date_iso",
+    "date_jalali",
+    "date_original",
+    "claimed_pages",
+    "created_by",
+    "created_at",
+)
+
+
+def derive_state(
+    events: Iterable[dict[str, Any]],
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """``page_review`` per page id and ``documents`` per document id, from the events alone.
+
+    The same folding as ``Case.apply_review`` and ``documents.add_document``: a status
+    sets status, reviewer and time; every note appends ``[at reviewer] note``; a document
+    event sets the document of each page in its payload and holds the document's fields.
+    """
+    pages: dict[str, dict[str, Any]] = {}
+    docs: dict[str, dict[str, Any]] = {}
+    for event in events:
+        payload = event.get("payload") or {}
+        if isinstance(payload, str):
+            payload = json.loads(payload or "{}")
+        if event.get("kind") == "document":
+            for page_id in payload.get("pages") or ():
+                pages.setdefault(page_id, dict(_UNREVIEWED))["document_id"] = event["document_id"]
+            docs[event["document_id"]] = {
+                **{name: payload.get(name) for name in _DOCUMENT_COLUMNS},
+                "created_by": event["reviewer"],
+                "created_at": event["at"],
+            }
+            continue
+        page_id = event.get("page_id")
+        if event.get("kind") not in PAGE_STATE_KINDS or not page_id:
+            continue  # re-OCR, finding dismissals, ...: on the record, not page state
+        state = pages.setdefault(page_id, dict(_UNREVIEWED))
+        if event.get("new_status"):
+            state.update(
+                status=event["new_status"], reviewer=event["reviewer"], reviewed_at=event["at"]
+            )
+        if event.get("note"):
+            line = f"[{event['at']} {event['reviewer']}] {event['note']}"
+            state["notes"] = f"{state['notes']}\n{line}" if state["notes"] else line
+    return pages, docs
+
+
+def verify_derived_state(case: Case) -> list[str]:
+    """Every page (and document) whose stored state differs from what the log gives.
+
+    Why: ``page_review`` and ``documents`` are what the app, ``pages``, ``show`` and every
+    export read. A change made to them directly in the database (not through an event)
+    leaves the chain intact, so it is found only by recomputing them from the events.
+    """
+    derived_pages, derived_docs = derive_state(iter_events(case))
+    problems: list[str] = []
+    stored: dict[str, dict[str, Any]] = {}
+    for row in case.db.execute(
+        "SELECT r.page_row, p.page_id, r.status, r.reviewer, r.reviewed_at, r.notes,"
+        " r.document_id FROM page_review r LEFT JOIN pages p ON p.id = r.page_row"
+        " ORDER BY r.page_row"
+    ):
+        if row["page_id"] is None:
+            problems.append(
+                f"page_review row {row['page_row']}: names no page of this case"
+                " (written outside workbench)"
+            )
+            continue
+        stored[row["page_id"]] = {name: row[name] for name in _UNREVIEWED}
+    known = case.existing_page_ids(sorted(derived_pages))
+    for page_id in sorted(set(stored) | set(derived_pages)):
+        if page_id not in stored and page_id not in known:
+            problems.append(f"{page_id}: the review log names this page but the case has none")
+            continue
+        have = stored.get(page_id, _UNREVIEWED)
+        want = derived_pages.get(page_id, _UNREVIEWED)
+        differences = _differences(have, want, tuple(_UNREVIEWED))
+        if differences:
+            problems.append(
+                f"{page_id}: its stored review state does not match the review log"
+                f" (changed outside the log): {differences}"
+            )
+    stored_docs = {
+        row["id"]: dict(row) for row in case.db.execute("SELECT * FROM documents ORDER BY id")
+    }
+    for doc_id in sorted(set(stored_docs) | set(derived_docs)):
+        if doc_id not in derived_docs:
+            problems.append(f"{doc_id}: a document with no event in the review log")
+        elif doc_id not in stored_docs:
+            problems.append(f"{doc_id}: in the review log but missing from the documents table")
+        else:
+            differences = _differences(stored_docs[doc_id], derived_docs[doc_id], _DOCUMENT_COLUMNS)
+            if differences:
+                problems.append(
+                    f"{doc_id}: its stored fields do not match the review log"
+                    f" (changed outside the log): {differences}"
+                )
+    return problems
+
+
+def _differences(have: dict[str, Any], want: dict[str, Any], names: Iterable[str]) -> str:
+    return "; ".join(
+        f"stored {name} {have.get(name)!r}, the log gives {want.get(name)!r}"
+        for name in names
+        if have.get(name) != want.get(name)
+    )
+
+
 def verify_sources(case: Case) -> list[str]:
     """Re-hash every ingested source file still on disk against its custody hash."""
     problems = []
@@ -243,27 +366,82 @@ def mark(
     case: Case, page_ids: list[str], status: str, reviewer: str, note: str | None = None
 ) -> list[dict[str, Any]]:
     """Set the status of pages; one event per page whose status changes (or gets a note)."""
+    _check_status(status)
+    with case.transaction() as db:
+        return _mark_in_transaction(case, db, page_ids, status, reviewer, note)
+
+
+@dataclass
+class QueryMark:
+    """What ``mark_query`` did: events, and the shown hits it left alone and why."""
+
+    events: list[dict[str, Any]]
+    no_longer_matching: list[str]  # shown and confirmed, but the page changed: not marked
+    not_confirmed: list[str]  # match now but were not shown before: not marked
+
+
+def mark_query(
+    case: Case,
+    page_ids: list[str],
+    query: str,
+    confirmed: Iterable[str],
+    status: str,
+    reviewer: str,
+    note: str | None = None,
+) -> QueryMark:
+    """Mark ``page_ids`` and the hits of ``query`` that were shown (``confirmed``).
+
+    Why: between showing the hits and marking them, pages change (another reviewer, an
+    index that was behind). The query is evaluated again on the case as it is inside
+    the marking transaction, which holds the write lock; a confirmed page is marked only
+    if it still matches, and a page that matches only now is reported, not marked.
+    """
+    _check_status(status)
+    shown = list(dict.fromkeys(p.upper() for p in confirmed))
+    with case.transaction() as db:
+        now = set(index.current_matching_page_ids(case, query))
+        still = [p for p in shown if p in now]
+        targets = list(dict.fromkeys([*page_ids, *still]))
+        events = _mark_in_transaction(case, db, targets, status, reviewer, note)
+    seen = set(shown)
+    return QueryMark(
+        events=events,
+        no_longer_matching=[p for p in shown if p not in now],
+        not_confirmed=sorted(p for p in now if p not in seen),
+    )
+
+
+def _check_status(status: str) -> None:
     if status not in STATUSES:
         raise UsageError(f"unknown status {status!r}: use one of {', '.join(STATUSES)}")
+
+
+def _mark_in_transaction(
+    case: Case,
+    db: sqlite3.Connection,
+    page_ids: list[str],
+    status: str,
+    reviewer: str,
+    note: str | None,
+) -> list[dict[str, Any]]:
     events = []
-    with case.transaction() as db:
-        for page_id in page_ids:
-            state = case.review_state(page_id)
-            if state["status"] == status and not note:
-                continue
-            event = append_event(
-                db,
-                kind="status",
-                page_id=page_id,
-                document_id=state["document_id"],
-                old_status=state["status"],
-                new_status=status,
-                reviewer=reviewer,
-                note=note,
-                page_sha256=state["page_sha256"],
-            )
-            case.apply_review(state["page_row"], event)
-            events.append(event)
+    for page_id in page_ids:
+        state = case.review_state(page_id)
+        if state["status"] == status and not note:
+            continue
+        event = append_event(
+            db,
+            kind="status",
+            page_id=page_id,
+            document_id=state["document_id"],
+            old_status=state["status"],
+            new_status=status,
+            reviewer=reviewer,
+            note=note,
+            page_sha256=state["page_sha256"],
+        )
+        case.apply_review(state["page_row"], event)
+        events.append(event)
     return events
 
 
