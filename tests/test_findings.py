@@ -428,3 +428,19 @@ def test_exports_carry_findings_and_dismissals(checked_case, tmp_path) -> None:
     assert f"Findings ({len(records) - 1} open, 1 dismissed)" in report
     assert alert["finding_id"] in report
     assert "seen: the sender&#x27;s scanner" in report
+
+
+def test_search_finds_pages_with_open_findings(checked_case, tmp_path) -> None:
+    from workbench import index
+
+    case_dir = _copy(checked_case, tmp_path)
+    with Case.open(case_dir) as case:
+        index.sync(case)
+        (copies,) = findings.finding_records(case, check="copy-difference")
+        found = index.matching_page_ids(case, "finding:copy-difference")
+        assert found == copies["page_ids"]
+        assert set(found) <= set(index.matching_page_ids(case, "finding:any"))
+        assert set(index.matching_page_ids(case, "findings:near-duplicate")) >= set(found)
+        findings.dismiss(case, copies["finding_id"], note="a known draft", reviewer="Alice")
+        index.sync(case)
+        assert index.matching_page_ids(case, "finding:copy-difference") == []

@@ -612,6 +612,7 @@ def check_command(state: _State, only: str | None, list_checks: bool, as_json: b
         return
     with state.open_case() as case:
         report = findings.run_checks(case, only.split(",") if only else None)
+        _sync_quietly(case)
     for record in report.produced:
         _print_json(record) if as_json else click.echo(_finding_line(record))
     click.echo(
@@ -663,6 +664,7 @@ def finding_dismiss(state: _State, finding_id: str, note: str, reviewer: str | N
     with state.open_case() as case:
         who = review.resolve_reviewer(case, reviewer)
         record = findings.dismiss(case, finding_id, note=note, reviewer=who)
+        _sync_quietly(case)
     click.echo(f"dismissed {record['finding_id']} ({record['check']}) by {who}")
 
 

@@ -118,6 +118,21 @@ def _run_one(case: Case, check: Check, report: CheckReport) -> None:
                 )
 
 
+def _queue_pages(case: Case, page_ids: Iterable[str]) -> None:
+    """Pages whose open findings changed go back to the search index (finding:NAME)."""
+    wanted = sorted(set(page_ids))
+    rows: list[int] = []
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        rows.extend(
+            row[0]
+            for row in case.db.execute(
+                f"SELECT id FROM pages WHERE page_id IN ({','.join('?' * len(chunk))})", chunk
+            )
+        )
+    case.queue_for_index(rows)
+
+
 def _forget_unit(case: Case, check_name: str, unit_key: str) -> int:
     ids = [
         row[0]
@@ -126,6 +141,16 @@ def _forget_unit(case: Case, check_name: str, unit_key: str) -> int:
             (check_name, unit_key),
         )
     ]
+    _queue_pages(
+        case,
+        (
+            row[0]
+            for found in ids
+            for row in case.db.execute(
+                "SELECT page_id FROM finding_pages WHERE finding_id = ?", (found,)
+            )
+        ),
+    )
     for found in ids:
         case.db.execute("DELETE FROM finding_pages WHERE finding_id = ?", (found,))
         case.db.execute("DELETE FROM findings WHERE finding_id = ?", (found,))
@@ -172,6 +197,7 @@ def _store(
                     "INSERT INTO finding_pages(finding_id, page_id, position) VALUES (?,?,?)",
                     [(fid, page, position) for position, page in enumerate(draft.page_ids)],
                 )
+                _queue_pages(case, draft.page_ids)
                 new_ids.append(fid)
             report.findings_removed += max(before - len(drafts), 0)
             db.execute(
@@ -326,4 +352,5 @@ def dismiss(case: Case, fid: str, *, note: str, reviewer: str) -> dict[str, Any]
                 "page_ids": record["page_ids"],
             },
         )
+        _queue_pages(case, record["page_ids"])
     return finding_record(case, record["finding_id"])

@@ -677,7 +677,15 @@ class Case:
         return self.db.execute(
             "SELECT p.id, p.page_id, p.page_number, p.text, p.text_source, p.ocr_lang,"
             " s.path AS source_path, ifnull(r.status, 'unreviewed') AS status,"
-            " r.document_id, r.notes FROM pages p JOIN sources s ON s.id = p.source_id"
+            " r.document_id, r.notes,"
+            # the checks with a finding on the page that no dismissal covers
+            " (SELECT group_concat(DISTINCT f.check_name) FROM finding_pages fp"
+            "  JOIN findings f ON f.finding_id = fp.finding_id WHERE fp.page_id = p.page_id"
+            "  AND NOT EXISTS (SELECT 1 FROM review_events e WHERE e.kind = 'dismiss'"
+            "   AND json_extract(e.payload, '$.finding_id') = f.finding_id"
+            "   AND json_extract(e.payload, '$.content_sha256') = f.content_sha256)"
+            " ) AS open_findings"
+            " FROM pages p JOIN sources s ON s.id = p.source_id"
             " LEFT JOIN page_review r ON r.page_row = p.id"
             f" WHERE p.id IN ({marks}) ORDER BY p.id",
             row_ids,
