@@ -130,10 +130,17 @@ def test_enormous_page_enlarged_past_every_cap_is_read_with_capped_renders(tmp_p
         return pixmap
 
     monkeypatch.setattr(pymupdf.Page, "get_pixmap", spy)
+    ocr_input: list[tuple[int, int]] = []  # Tesseract on 36 Mpx is slow and proves nothing here
+    monkeypatch.setattr(
+        readers,
+        "_ocr",
+        lambda image, lang: ocr_input.append(image.size) or {"text": "", "text_source": "none"},
+    )
     result = readers.analyse_page(readers.PageJob(str(path), "pdf", 0, None, "eng"))
     assert result["page_sha256"] and result["width_pt"] == 21600
     assert rendered and max(rendered) <= readers.MAX_RENDER_PIXELS
     assert max(rendered) > 0.99 * readers.MAX_RENDER_PIXELS  # the cap was reached
+    assert ocr_input and ocr_input[0][0] * ocr_input[0][1] == max(rendered)
 
 
 def test_wrong_password_fails_cleanly(tmp_path):

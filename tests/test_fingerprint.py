@@ -179,3 +179,13 @@ def test_new_pages_are_version_2_and_old_cases_keep_version_1(tmp_path):
     with pymupdf.open(path) as doc:
         assert shown["page_sha256"] == readers.page_fingerprint(doc[0], version=2)
     json.dumps(shown)  # still plain JSON
+
+
+def test_an_image_pages_fingerprint_is_unchanged():
+    """Image pages: SHA-256 of MODE:WxH: and the pixels, as before (hashed in strips now)."""
+    from PIL import Image
+
+    for mode, size in (("RGB", (1500, 2900)), ("1", (1001, 2500)), ("L", (5, 7))):
+        image = Image.effect_noise(size, 64).convert(mode)
+        old = f"{image.mode}:{image.width}x{image.height}:".encode() + image.tobytes()
+        assert readers._pixel_digest(image) == hashlib.sha256(old).hexdigest()

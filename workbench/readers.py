@@ -160,7 +160,9 @@ def open_image(path: str) -> Image.Image:
     except Exception as error:  # Pillow raises many types for broken files
         raise SourceError(path, f"cannot be read as an image ({error})") from None
     try:
-        frames = getattr(image, "n_frames", 1)
+        # a TIFF's frames each have their own size (read from its header, no decoding);
+        # other formats' frames share the first one's canvas (and seeking a GIF decodes)
+        frames = getattr(image, "n_frames", 1) if image.format == "TIFF" else 1
         for frame in range(frames):
             if frame:
                 image.seek(frame)
@@ -273,9 +275,7 @@ def _analyse_image_page(job: PageJob) -> dict[str, Any]:
             image.seek(job.page_index)
             frame = ImageOps.exif_transpose(image) if job.page_index == 0 else image.copy()
             frame.load()
-            fingerprint = hashlib.sha256(
-                f"{frame.mode}:{frame.width}x{frame.height}:".encode() + frame.tobytes()
-            ).hexdigest()
+            fingerprint = _pixel_digest(frame)
             dpi = image.info.get("dpi") or (OCR_DPI, OCR_DPI)
             gray = frame.convert("L")
             gray.info.clear()  # TIFF compression settings must not follow the pixels
@@ -301,6 +301,19 @@ def _analyse_image_page(job: PageJob) -> dict[str, Any]:
     }
     result.update(_ocr(_to_ocr_resolution(gray, min(dpi_x, dpi_y)), job.lang))
     return result
+
+
+def _pixel_digest(frame: Image.Image) -> str:
+    """An image page's fingerprint: SHA-256 of ``MODE:WxH:`` and the decoded pixels.
+
+    Hashed in strips of whole rows (the same bytes as ``tobytes()``), so a big scan is
+    not copied whole a second time just to be hashed.
+    """
+    digest = hashlib.sha256(f"{frame.mode}:{frame.width}x{frame.height}:".encode())
+    rows = max(1, (4 << 20) // max(frame.width * len(frame.getbands()), 1))
+    for top in range(0, frame.height, rows):
+        digest.update(frame.crop((0, top, frame.width, min(top + rows, frame.height))).tobytes())
+    return digest.hexdigest()
 
 
 def _ocr(image: Image.Image, lang: str) -> dict[str, Any]:
