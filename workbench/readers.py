@@ -11,6 +11,7 @@ import hashlib
 import math
 import os
 import re
+import threading
 import unicodedata
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -722,6 +723,7 @@ def render_page_image(
 
 _CUSTODY_CACHE_SIZE = 256
 _custody_cache: OrderedDict[tuple[str, int, int, int, int], str] = OrderedDict()
+_custody_lock = threading.Lock()
 
 
 def check_custody(path: str, recorded_sha256: str | None) -> str:
@@ -739,17 +741,19 @@ def check_custody(path: str, recorded_sha256: str | None) -> str:
     except OSError as error:
         raise SourceError(path, f"cannot be read ({error.strerror})") from None
     key = (path, stat.st_size, stat.st_mtime_ns, stat.st_ino, stat.st_ctime_ns)
-    digest = _custody_cache.get(key)
+    with _custody_lock:  # the app checks from several worker threads
+        digest = _custody_cache.get(key)
+        if digest is not None:
+            _custody_cache.move_to_end(key)
     if digest is None:
         try:
             digest, _ = sha256_file(path)
         except OSError as error:
             raise SourceError(path, f"cannot be read ({error.strerror})") from None
-        _custody_cache[key] = digest
-        while len(_custody_cache) > _CUSTODY_CACHE_SIZE:
-            _custody_cache.popitem(last=False)
-    else:
-        _custody_cache.move_to_end(key)
+        with _custody_lock:
+            _custody_cache[key] = digest
+            while len(_custody_cache) > _CUSTODY_CACHE_SIZE:
+                _custody_cache.popitem(last=False)
     if recorded_sha256 is not None and digest != recorded_sha256:
         raise CustodyError(path, recorded_sha256, digest)
     return digest

@@ -964,6 +964,8 @@ class WorkbenchApp(App[None]):
                 reocr(case, page_id, lang, reviewer=reviewer)
         except WorkbenchError as error:
             self.call_from_thread(self.notify, error.message, severity="error", title="Re-OCR")
+            if isinstance(error, CustodyError):  # the page is now shown stale
+                self.call_from_thread(self.refresh_if_current, page_id)
             return
         except Exception as error:  # tesseract crashing must not kill the app
             message = f"{page_id}: {error}"
