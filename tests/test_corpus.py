@@ -106,6 +106,43 @@ def test_enormous_page_goes_through_with_a_capped_render(corpus_case):
     assert page["page_sha256"]
 
 
+def test_enormous_page_enlarged_past_every_cap_is_read_with_capped_renders(tmp_path, monkeypatch):
+    """The same file with /UserUnit 10: a 21,600 pt square page (466 megapixels at 72 dpi).
+
+    The 2,160 pt original stays under the cap at 72 dpi; this one is over it at any
+    resolution, so every render of it (fingerprint, OCR) must be scaled before MuPDF
+    allocates: none may exceed MAX_RENDER_PIXELS, and the OCR render is at the cap.
+    """
+    import pymupdf
+
+    from workbench import readers
+
+    path = tmp_path / "enormous-userunit.pdf"
+    with pymupdf.open(CORPUS / "malformed" / "ocrmypdf-enormous.pdf") as doc:
+        doc.xref_set_key(doc[0].xref, "UserUnit", "10")
+        doc.save(path)
+    rendered: list[int] = []
+    real = pymupdf.Page.get_pixmap
+
+    def spy(self, *args, **kwargs):
+        pixmap = real(self, *args, **kwargs)
+        rendered.append(pixmap.width * pixmap.height)
+        return pixmap
+
+    monkeypatch.setattr(pymupdf.Page, "get_pixmap", spy)
+    ocr_input: list[tuple[int, int]] = []  # Tesseract on 36 Mpx is slow and proves nothing here
+    monkeypatch.setattr(
+        readers,
+        "_ocr",
+        lambda image, lang: ocr_input.append(image.size) or {"text": "", "text_source": "none"},
+    )
+    result = readers.analyse_page(readers.PageJob(str(path), "pdf", 0, None, "eng"))
+    assert result["page_sha256"] and result["width_pt"] == 21600
+    assert rendered and max(rendered) <= readers.MAX_RENDER_PIXELS
+    assert max(rendered) > 0.99 * readers.MAX_RENDER_PIXELS  # the cap was reached
+    assert ocr_input and ocr_input[0][0] * ocr_input[0][1] == max(rendered)
+
+
 def test_wrong_password_fails_cleanly(tmp_path):
     path = CORPUS / "malformed" / "pypdf-encrypted-file.pdf"
     with Case.open(tmp_path / "case", create=True) as case:

@@ -51,3 +51,19 @@ class OcrError(WorkbenchError):
 
 class DateParseError(UsageError):
     """A date written by a user could not be understood."""
+
+
+class CustodyError(SourceError):
+    """The file at a source's path is not the one ingested (its SHA-256 differs).
+
+    Its pages' review decisions are stale: they were made on another file.
+    """
+
+    def __init__(self, path: str, recorded_sha256: str, current_sha256: str) -> None:
+        super().__init__(
+            path,
+            f"changed since it was ingested (sha256 {recorded_sha256} now {current_sha256}): "
+            "its pages' decisions are stale; restore the original file",
+        )
+        self.recorded_sha256 = recorded_sha256
+        self.current_sha256 = current_sha256

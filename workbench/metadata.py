@@ -21,6 +21,11 @@ _PDF_DATE_RE = re.compile(
     r"(?P<tz>[Zz]|[+\-]\d{2}'?\d{0,2}'?)?"
 )
 
+# The raw XMP packet kept in the case is cut at this many bytes (UTF-8): a hostile file
+# can carry megabytes of it. The dates and tools are read from the whole packet when it
+# is no larger than MAX_PARSED_XMP_BYTES.
+MAX_RAW_XMP_BYTES = 64 * 1024
+MAX_PARSED_XMP_BYTES = 8 * 1024 * 1024
 _XMP_DATE_TAGS = ("CreateDate", "ModifyDate", "MetadataDate")
 _XMP_TOOL_TAGS = ("CreatorTool", "Producer")
 _EXIF_WANTED = {
@@ -86,10 +91,21 @@ def pdf_file_metadata(doc: pymupdf.Document) -> dict[str, Any]:
 
 
 def parse_xmp(raw: str) -> dict[str, Any]:
-    """Keep the raw XMP packet and pull out its dates and tool names."""
+    """Keep the raw XMP packet (its first 64 KB) and pull out its dates and tool names.
+
+    A cut packet says so: ``raw_truncated`` and ``raw_bytes`` (the packet's full size).
+    """
+    encoded = raw.strip().encode("utf-8", "surrogatepass")
     found: dict[str, Any] = {"raw": raw, "dates": {}, "tools": {}}
+    if len(encoded) > MAX_RAW_XMP_BYTES:
+        found["raw"] = encoded[:MAX_RAW_XMP_BYTES].decode("utf-8", "ignore")
+        found["raw_truncated"] = True
+        found["raw_bytes"] = len(encoded)
+    if len(encoded) > MAX_PARSED_XMP_BYTES:
+        found["parse_error"] = f"not parsed: {len(encoded)} bytes (limit {MAX_PARSED_XMP_BYTES})"
+        return found
     try:
-        root = ElementTree.fromstring(raw.strip().encode("utf-8"))
+        root = ElementTree.fromstring(encoded)
     except ElementTree.ParseError as error:
         found["parse_error"] = str(error)
         return found

@@ -520,7 +520,10 @@ def reocr_page(
 
     The new reading replaces the page's text, dates and marker; the event keeps the
     SHA-256 of the text before and after, so the change of reading is on the record.
-    Returns the page as ``views.page_detail`` shows it.
+    The file is checked against its custody hash first (refused if it changed). The
+    page's fingerprint is not recomputed: the page keeps the one (and the
+    ``fingerprint_version``) it was ingested with. Returns the page as
+    ``views.page_detail`` shows it.
     """
     import hashlib
 
@@ -529,6 +532,9 @@ def reocr_page(
     ocr.check_languages(lang)
     row = case.page_row(page_id)
     kind = case.source_kind(row["source_id"]) or "image"
+    # only the file that was ingested: a replaced file's text must never go in under
+    # the old page's hash (CustodyError, and the page shows as stale)
+    views.checked_source(case, row)
     job = PageJob(
         path=row["source_path"],
         kind=kind,
@@ -543,6 +549,7 @@ def reocr_page(
         raise SourceError(row["source_path"], str(error)) from None
     if result.get("error"):
         raise SourceError(row["source_path"], result["error"])
+    views.checked_source(case, row)  # not replaced while it was being read
 
     def text_sha(text: str) -> str:
         return hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -11,6 +11,7 @@ import hashlib
 import math
 import os
 import re
+import threading
 import unicodedata
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -21,14 +22,21 @@ import pymupdf
 from PIL import Image, ImageOps
 
 from workbench import metadata
-from workbench.errors import SourceError
+from workbench.errors import CustodyError, SourceError
 
 # Pages are OCR'd at 300 dpi, but never at more than this many pixels: a poster-size page
-# at 300 dpi would be gigapixels. 36 Mpx is an A2 sheet at 300 dpi.
+# at 300 dpi would be gigapixels. 36 Mpx is an A2 sheet at 300 dpi. Every render of a PDF
+# page (fingerprint, OCR, the app's page image) goes through ``render_page``, which picks
+# the scale from the page's size before MuPDF allocates anything.
 OCR_DPI = 300
 MAX_RENDER_PIXELS = 36_000_000
-# The custody fingerprint of a page: its rendering at this fixed resolution.
+# ... and no side longer than this (a 1 x 10,000,000 pt strip stays a usable image).
+MAX_RENDER_SIDE = 32_000
+# Version 1 of the page fingerprint: the page rendered at this fixed resolution (RGB).
 FINGERPRINT_DPI = 72
+# The fingerprint new pages get; README.md ("What a page fingerprint is") says what each
+# version hashes. Stored per page in ``pages.fingerprint_version``.
+FINGERPRINT_VERSION = 2
 # Images declaring more pixels than this are refused before decoding (decompression bombs).
 MAX_IMAGE_PIXELS = 250_000_000
 # A text layer shorter than this (non-space characters) on a page mostly covered by
@@ -140,26 +148,49 @@ def open_pdf(path: str, passwords: tuple[str, ...] = ()) -> tuple[pymupdf.Docume
 
 
 def open_image(path: str) -> Image.Image:
-    """Open an image lazily and refuse decompression bombs before any pixel is decoded."""
+    """Open an image lazily and refuse decompression bombs before any pixel is decoded.
+
+    Every frame is checked (a multi-page TIFF can hide a huge frame behind a tiny
+    first one); looking at a frame's size reads its header only. The image is returned
+    on its first frame.
+    """
     try:
         image = Image.open(path)
     except Image.DecompressionBombError as error:
         raise SourceError(path, f"refused: {error}") from None
     except Exception as error:  # Pillow raises many types for broken files
         raise SourceError(path, f"cannot be read as an image ({error})") from None
-    pixels = image.width * image.height
-    if pixels > MAX_IMAGE_PIXELS:
+    try:
+        # a TIFF's frames each have their own size (read from its header, no decoding);
+        # other formats' frames share the first one's canvas (and seeking a GIF decodes)
+        frames = getattr(image, "n_frames", 1) if image.format == "TIFF" else 1
+        for frame in range(frames):
+            if frame:
+                image.seek(frame)
+            _check_frame_size(path, image, frame, frames)
+        if frames > 1:
+            image.seek(0)
+    except SourceError:
         image.close()
+        raise
+    except Exception as error:  # a damaged frame header: Pillow raises many types
+        image.close()
+        raise SourceError(path, f"cannot be read as an image ({error})") from None
+    return image
+
+
+def _check_frame_size(path: str, image: Image.Image, frame: int, frames: int) -> None:
+    pixels = image.width * image.height
+    which = f"frame {frame + 1} declares" if frames > 1 else "the image declares"
+    if pixels > MAX_IMAGE_PIXELS:
         raise SourceError(
             path,
-            f"refused: the image declares {image.width}x{image.height} pixels "
+            f"refused: {which} {image.width}x{image.height} pixels "
             f"({pixels / 1e6:.0f} megapixels, limit {MAX_IMAGE_PIXELS / 1e6:.0f}): "
             "probably a decompression bomb",
         )
     if pixels == 0:
-        image.close()
-        raise SourceError(path, "the image has no pixels")
-    return image
+        raise SourceError(path, f"{which} no pixels" if frames > 1 else "the image has no pixels")
 
 
 def _mupdf_reason(error: Exception) -> str:
@@ -210,7 +241,7 @@ def _analyse_pdf_page(job: PageJob) -> dict[str, Any]:
         page = doc.load_page(job.page_index)
         page_meta = metadata.pdf_page_metadata(page)
         layer_text = page.get_text("text")
-        fingerprint = _render_fingerprint(page)
+        fingerprint = page_fingerprint(page)
     except SourceError:
         raise
     except Exception as error:  # MuPDF: broken page tree, bad content stream, ...
@@ -219,6 +250,7 @@ def _analyse_pdf_page(job: PageJob) -> dict[str, Any]:
         ) from None
     result: dict[str, Any] = {
         "page_sha256": fingerprint,
+        "fingerprint_version": FINGERPRINT_VERSION,
         "width_pt": page_meta["width_pt"],
         "height_pt": page_meta["height_pt"],
         "metadata": page_meta,
@@ -244,9 +276,7 @@ def _analyse_image_page(job: PageJob) -> dict[str, Any]:
             image.seek(job.page_index)
             frame = ImageOps.exif_transpose(image) if job.page_index == 0 else image.copy()
             frame.load()
-            fingerprint = hashlib.sha256(
-                f"{frame.mode}:{frame.width}x{frame.height}:".encode() + frame.tobytes()
-            ).hexdigest()
+            fingerprint = _pixel_digest(frame)
             dpi = image.info.get("dpi") or (OCR_DPI, OCR_DPI)
             gray = frame.convert("L")
             gray.info.clear()  # TIFF compression settings must not follow the pixels
@@ -260,6 +290,7 @@ def _analyse_image_page(job: PageJob) -> dict[str, Any]:
         dpi_x = dpi_y = OCR_DPI
     result: dict[str, Any] = {
         "page_sha256": fingerprint,
+        "fingerprint_version": FINGERPRINT_VERSION,  # images: the same in versions 1 and 2
         "width_pt": round(frame.width * 72 / dpi_x, 2),
         "height_pt": round(frame.height * 72 / dpi_y, 2),
         "metadata": {
@@ -271,6 +302,19 @@ def _analyse_image_page(job: PageJob) -> dict[str, Any]:
     }
     result.update(_ocr(_to_ocr_resolution(gray, min(dpi_x, dpi_y)), job.lang))
     return result
+
+
+def _pixel_digest(frame: Image.Image) -> str:
+    """An image page's fingerprint: SHA-256 of ``MODE:WxH:`` and the decoded pixels.
+
+    Hashed in strips of whole rows (the same bytes as ``tobytes()``), so a big scan is
+    not copied whole a second time just to be hashed.
+    """
+    digest = hashlib.sha256(f"{frame.mode}:{frame.width}x{frame.height}:".encode())
+    rows = max(1, (4 << 20) // max(frame.width * len(frame.getbands()), 1))
+    for top in range(0, frame.height, rows):
+        digest.update(frame.crop((0, top, frame.width, min(top + rows, frame.height))).tobytes())
+    return digest.hexdigest()
 
 
 def _ocr(image: Image.Image, lang: str) -> dict[str, Any]:
@@ -313,28 +357,266 @@ def _image_coverage(page: pymupdf.Page) -> float:
     return min(covered / area, 1.0)
 
 
-def _render_fingerprint(page: pymupdf.Page) -> str:
-    pixmap = page.get_pixmap(dpi=FINGERPRINT_DPI, alpha=False, clip=None, annots=True)
-    if pixmap.width * pixmap.height > MAX_RENDER_PIXELS:
-        scale = math.sqrt(MAX_RENDER_PIXELS / (pixmap.width * pixmap.height))
-        pixmap = page.get_pixmap(matrix=pymupdf.Matrix(scale, scale), alpha=False)
-    header = f"{pixmap.width}x{pixmap.height}x{pixmap.n}:".encode()
-    return hashlib.sha256(header + pixmap.samples).hexdigest()
+# ----- the one capped render of a PDF page ------------------------------------------------
 
 
-def render_dpi(width_pt: float, height_pt: float, dpi: int = OCR_DPI) -> float:
-    """The dpi to render a page at: ``dpi``, lowered so the image stays under the pixel cap."""
-    pixels = (width_pt * dpi / 72) * (height_pt * dpi / 72)
-    if pixels <= MAX_RENDER_PIXELS:
-        return float(dpi)
-    return dpi * math.sqrt(MAX_RENDER_PIXELS / pixels)
+def render_size(
+    page: pymupdf.Page,
+    *,
+    dpi: float = OCR_DPI,
+    max_pixels: int = MAX_RENDER_PIXELS,
+    max_side: int = MAX_RENDER_SIDE,
+) -> tuple[int, int]:
+    """The pixel size ``render_page`` gives for these arguments (nothing is rendered)."""
+    zoom = _capped_zoom(page, dpi, max_pixels, max_side)
+    box = (page.rect * pymupdf.Matrix(zoom, zoom)).irect
+    return box.width, box.height
+
+
+def render_page(
+    page: pymupdf.Page,
+    *,
+    dpi: float = OCR_DPI,
+    gray: bool = False,
+    max_pixels: int = MAX_RENDER_PIXELS,
+    max_side: int = MAX_RENDER_SIDE,
+) -> pymupdf.Pixmap:
+    """The page rendered at ``dpi``, lowered first so the pixmap fits the caps.
+
+    The scale is chosen from ``page.rect`` before MuPDF renders, so no render ever
+    allocates more than ``max_pixels`` pixels. ``page.rect`` is the page as shown: its
+    /Rotate and /UserUnit (a 14,400-unit page with /UserUnit 10 is 144,000 pt) are
+    applied, and MuPDF's render honours both.
+    """
+    zoom = _capped_zoom(page, dpi, max_pixels, max_side)
+    colorspace = pymupdf.csGRAY if gray else pymupdf.csRGB
+    return page.get_pixmap(matrix=pymupdf.Matrix(zoom, zoom), colorspace=colorspace, alpha=False)
+
+
+def _capped_zoom(page: pymupdf.Page, dpi: float, max_pixels: int, max_side: int) -> float:
+    rect = page.rect
+    width, height = max(rect.width, 1e-3), max(rect.height, 1e-3)
+    zoom = min(dpi / 72, math.sqrt(max_pixels / (width * height)), max_side / max(width, height))
+    # MuPDF rounds the page's box outwards: shrink until the rounded size fits too
+    for _ in range(64):
+        box = (rect * pymupdf.Matrix(zoom, zoom)).irect
+        if box.width * box.height <= max_pixels and max(box.width, box.height) <= max_side:
+            break
+        zoom *= 0.995
+    return zoom
 
 
 def render_for_ocr(page: pymupdf.Page, dpi: int = OCR_DPI) -> Image.Image:
     """Render a PDF page to grayscale at OCR resolution, capped in pixels."""
-    chosen = render_dpi(page.rect.width, page.rect.height, dpi)
-    pixmap = page.get_pixmap(dpi=max(int(chosen), 1), colorspace=pymupdf.csGRAY, alpha=False)
+    pixmap = render_page(page, dpi=dpi, gray=True)
     return Image.frombytes("L", (pixmap.width, pixmap.height), pixmap.samples)
+
+
+# ----- the page fingerprint -------------------------------------------------------------
+
+
+def page_fingerprint(page: pymupdf.Page, version: int = FINGERPRINT_VERSION) -> str:
+    """The SHA-256 that identifies what a PDF page shows, by fingerprint ``version``.
+
+    Version 1 hashed the page's pixels at 72 dpi (RGB): about half the CPU of a
+    born-digital ingest, and a render whose size grew with the page. Version 2 hashes
+    everything MuPDF draws the page from (see ``_content_fingerprint``): a cost bounded
+    by the bytes of the page's objects, whatever its size in points, and independent of
+    the rasteriser. Kept: a page stored with version 1 is recomputed with version 1.
+    """
+    if version == 1:
+        return _pixel_fingerprint_v1(page)
+    if version == 2:
+        return _content_fingerprint(page)
+    raise ValueError(f"unknown page fingerprint version {version}")
+
+
+def _pixel_fingerprint_v1(page: pymupdf.Page) -> str:
+    """Version 1, as ingested before: 72 dpi RGB, or scaled to the cap when larger.
+
+    Same pixels as the old code, but the size is known before rendering, so the
+    72 dpi render of a poster page is never attempted.
+    """
+    box = page.rect.irect  # the 72 dpi pixmap's size (zoom 1)
+    zoom = 1.0
+    if box.width * box.height > MAX_RENDER_PIXELS:
+        zoom = math.sqrt(MAX_RENDER_PIXELS / (box.width * box.height))
+    pixmap = page.get_pixmap(matrix=pymupdf.Matrix(zoom, zoom), alpha=False)
+    header = f"{pixmap.width}x{pixmap.height}x{pixmap.n}:".encode()
+    return hashlib.sha256(header + pixmap.samples).hexdigest()
+
+
+# An indirect reference outside a string, in MuPDF's serialisation of an object (strings
+# are written with '(' ')' '\' escaped, or in hex).
+_OBJECT_TOKENS = re.compile(
+    r"\((?:\\.|[^\\)])*\)|<[0-9A-Fa-f\s]*>|(?<![\d.+-])(\d+) (\d+) R(?![A-Za-z0-9_])", re.S
+)
+_INHERITED_KEYS = ("Resources", "MediaBox", "CropBox", "Rotate")
+_MAX_OBJECT_DEPTH = 200
+
+
+def _content_fingerprint(page: pymupdf.Page) -> str:
+    """Version 2: a Merkle hash of every PDF object the page is drawn from.
+
+    Hashed, as text: the fingerprint version; the page's size as shown (/UserUnit and
+    /Rotate applied); the page object with its inherited /Resources, /MediaBox,
+    /CropBox and /Rotate; the document's optional-content settings (/OCProperties) and
+    the form defaults MuPDF uses to draw fields without appearances (/AcroForm /DR,
+    /DA, /Q, /NeedAppearances). Each object is MuPDF's serialisation of it with every
+    reference replaced by the hash of the object referred to, and each stream's bytes
+    as stored (undecoded) hashed with it; references to other pages and to the page
+    tree are written as ``@page`` (a link's target is not what the page shows), and a
+    reference back to an object being hashed as ``@cycle``. What the page shows can
+    only change if one of these bytes changes, so a visible change changes the hash;
+    object numbers and file layout do not enter it.
+    """
+    doc = page.parent
+    hasher = _ObjectHasher.of(doc)
+    rect = page.rect
+    page_text = hasher.text(page.xref)
+    lines = [
+        "workbench-page-fingerprint-2",
+        f"size {rect.width:.4f} {rect.height:.4f} rotation {page.rotation}",
+        "page " + hasher.digest(page.xref),
+    ]
+    for key in _INHERITED_KEYS:
+        if not re.search(rf"/{key}(?![A-Za-z0-9_#])", page_text):
+            value = hasher.inherited(page.xref, key)
+            lines.append(f"inherited /{key} " + hasher.value(value))
+    lines.extend(hasher.document_lines())
+    return hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()
+
+
+_PAGE_TYPE = re.compile(r"/Type\s*/Pages?(?![A-Za-z0-9_#])")
+
+
+class _ObjectHasher:
+    """Digests of one document's objects, kept for the document's life (one per document).
+
+    A digest that depends on where the walk entered a cycle is not kept, so a page's
+    fingerprint never depends on which pages a worker hashed before it.
+    """
+
+    def __init__(self, doc: pymupdf.Document) -> None:
+        self.doc = doc
+        self.length = doc.xref_length()
+        self.digests: dict[int, str] = {}
+        self.texts: dict[int, str] = {}
+        self.pages: set[int] = set()  # objects of type Page or Pages
+        self.inherited_values: dict[tuple[int, str], str] = {}
+        self.document: list[str] | None = None
+        self.stack: list[int] = []
+
+    @classmethod
+    def of(cls, doc: pymupdf.Document) -> _ObjectHasher:
+        hasher = getattr(doc, "_workbench_hasher", None)
+        if hasher is None:
+            hasher = cls(doc)
+            doc._workbench_hasher = hasher  # type: ignore[attr-defined]
+        return hasher
+
+    def text(self, xref: int) -> str:
+        """MuPDF's serialisation of an object (not kept once its digest is known)."""
+        text = self.texts.get(xref)
+        if text is None:
+            try:
+                text = self.doc.xref_object(xref, compressed=True)
+            except Exception:  # noqa: BLE001 - a damaged object: MuPDF raises plain errors
+                text = "(unreadable object)"
+            self.texts[xref] = text
+            if _PAGE_TYPE.search(text):
+                self.pages.add(xref)
+        return text
+
+    def digest(self, xref: int) -> str:
+        digest, _ = self._digest(xref)
+        return digest
+
+    def value(self, text: str) -> str:
+        """A direct value (as MuPDF prints it) with its references replaced by digests."""
+        rewritten, _ = self._rewrite(text)
+        return rewritten
+
+    def inherited(self, xref: int, key: str) -> str:
+        """An inheritable page attribute's value from the page tree, or 'null'."""
+        seen = {xref}
+        while True:
+            kind, parent = self.doc.xref_get_key(xref, "Parent")
+            if kind != "xref":
+                return "null"
+            xref = int(parent.split()[0])
+            if xref in seen:
+                return "null"
+            seen.add(xref)
+            cached = self.inherited_values.get((xref, key))
+            if cached is None:
+                cached = self.inherited_values[(xref, key)] = self.doc.xref_get_key(xref, key)[1]
+            if cached != "null":
+                return cached
+
+    def document_lines(self) -> list[str]:
+        """What every page of the document is drawn with: layers, form-field defaults."""
+        if self.document is None:
+            lines = []
+            catalog = self.doc.pdf_catalog()
+            for key in ("OCProperties", "AcroForm/DR", "AcroForm/DA", "AcroForm/Q"):
+                kind, found = self.doc.xref_get_key(catalog, key)
+                if kind != "null":
+                    lines.append(f"/{key} " + self.value(found))
+            if self.doc.xref_get_key(catalog, "AcroForm/NeedAppearances")[1] == "true":
+                lines.append("/AcroForm/NeedAppearances true")
+            self.document = lines
+        return self.document
+
+    def _digest(self, xref: int) -> tuple[str, int]:
+        """(digest, lowest stack position a reference inside reached back to)."""
+        if xref in self.digests:
+            return self.digests[xref], len(self.stack)
+        position = len(self.stack)
+        self.stack.append(xref)
+        try:
+            rewritten, reach = self._rewrite(self.text(xref))
+            digest = hashlib.sha256(b"obj\n" + rewritten.encode("utf-8", "surrogatepass"))
+            try:
+                stream = self.doc.xref_stream_raw(xref)  # None: not a stream
+            except Exception:  # noqa: BLE001 - an unreadable stream is hashed as such
+                stream = b"unreadable stream"
+            if stream is not None:
+                digest.update(b"\nstream\n" + stream)
+        finally:
+            self.stack.pop()
+        hexdigest = digest.hexdigest()
+        if reach >= position:  # no reference back above this object: context-free
+            self.digests[xref] = hexdigest
+            self.texts.pop(xref, None)
+        return hexdigest, min(reach, position)
+
+    def _rewrite(self, text: str) -> tuple[str, int]:
+        reach = len(self.stack)
+        if " R" not in text:
+            return text, reach
+
+        def replace(match: re.Match[str]) -> str:
+            nonlocal reach
+            if match.group(1) is None:
+                return match.group(0)  # a string
+            target = int(match.group(1))
+            if not 0 < target < self.length:
+                return "null"
+            if target not in self.digests:
+                self.text(target)  # learns whether it is a page
+            if target in self.pages:  # this page too (an annotation's /P): no other walk
+                return "@page"
+            if target in self.stack:
+                reach = min(reach, self.stack.index(target))
+                return "@cycle"
+            if len(self.stack) >= _MAX_OBJECT_DEPTH:
+                return "@deep"
+            digest, inner = self._digest(target)
+            reach = min(reach, inner)
+            return "@" + digest
+
+        return _OBJECT_TOKENS.sub(replace, text), reach
 
 
 def _to_ocr_resolution(image: Image.Image, dpi: float) -> Image.Image:
@@ -350,7 +632,9 @@ def _to_ocr_resolution(image: Image.Image, dpi: float) -> Image.Image:
     if abs(scale - 1.0) < 0.05:
         return image
     size = (max(int(image.width * scale), 1), max(int(image.height * scale), 1))
-    return image.resize(size, Image.Resampling.LANCZOS)
+    # a big shrink: box-reduce by a whole factor first (cheap, little memory), as
+    # Pillow's thumbnail does, then resample the rest
+    return image.resize(size, Image.Resampling.LANCZOS, reducing_gap=2.0)
 
 
 _PRESENTATION_FORMS = re.compile("[\ufb00-\ufdff\ufe70-\ufeff]+")
@@ -402,8 +686,11 @@ def render_page_image(
 ) -> Image.Image:
     """The page as an RGB image no larger than ``max_side`` pixels, for viewing.
 
-    Raises SourceError when the file is gone, changed kind, or needs a password (the
-    case does not keep passwords).
+    PDF pages go through the one capped render; images are decoded no larger than
+    needed (JPEG at 1/2, 1/4 or 1/8 scale in the decoder, others box-reduced). The
+    caller checks the file's custody first (``check_custody``). Raises SourceError when
+    the file is gone, changed kind, or needs a password (the case does not keep
+    passwords).
     """
     if not os.path.exists(path):
         raise SourceError(path, "the file is no longer at this path")
@@ -418,11 +705,55 @@ def render_page_image(
             page = doc.load_page(page_number - 1)
             longest = max(page.rect.width, page.rect.height) or 1
             zoom = min(max_side / longest, 4.0)
-            pixmap = page.get_pixmap(matrix=pymupdf.Matrix(zoom, zoom), alpha=False)
+            pixmap = render_page(page, dpi=zoom * 72, max_side=max_side)
             return Image.frombytes("RGB", (pixmap.width, pixmap.height), pixmap.samples)
     with open_image(path) as image:
         image.seek(page_number - 1)
+        # the JPEG decoder scales down by 2, 4 or 8 while keeping the view's size
+        ratio = min(max_side / max(image.width, image.height), 1.0)
+        image.draft(None, (max(int(image.width * ratio), 1), max(int(image.height * ratio), 1)))
         frame = ImageOps.exif_transpose(image) if page_number == 1 else image.copy()
-        frame = frame.convert("RGB")
-    frame.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
-    return frame
+        if frame.mode not in ("RGB", "L"):
+            frame = frame.convert("L" if frame.mode in ("1", "I", "I;16", "F") else "RGB")
+        frame.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+        return frame.convert("RGB") if frame.mode != "RGB" else frame
+
+
+# ----- custody: is the file at the path still the one ingested? ------------------------
+
+_CUSTODY_CACHE_SIZE = 256
+_custody_cache: OrderedDict[tuple[str, int, int, int, int], str] = OrderedDict()
+_custody_lock = threading.Lock()
+
+
+def check_custody(path: str, recorded_sha256: str | None) -> str:
+    """The file's SHA-256, after checking it is the one ingested; else CustodyError.
+
+    Re-OCR and the app read a page's file again long after the ingest: whatever is at
+    the path now may not be what was ingested. The hash is cached per (path, size,
+    mtime, inode, ctime) within the process, so the app does not re-hash a big file
+    for every page it shows; any write to the file changes the key.
+    """
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        raise SourceError(path, "the file is no longer at this path") from None
+    except OSError as error:
+        raise SourceError(path, f"cannot be read ({error.strerror})") from None
+    key = (path, stat.st_size, stat.st_mtime_ns, stat.st_ino, stat.st_ctime_ns)
+    with _custody_lock:  # the app checks from several worker threads
+        digest = _custody_cache.get(key)
+        if digest is not None:
+            _custody_cache.move_to_end(key)
+    if digest is None:
+        try:
+            digest, _ = sha256_file(path)
+        except OSError as error:
+            raise SourceError(path, f"cannot be read ({error.strerror})") from None
+        with _custody_lock:
+            _custody_cache[key] = digest
+            while len(_custody_cache) > _CUSTODY_CACHE_SIZE:
+                _custody_cache.popitem(last=False)
+    if recorded_sha256 is not None and digest != recorded_sha256:
+        raise CustodyError(path, recorded_sha256, digest)
+    return digest

@@ -149,7 +149,15 @@ MIGRATIONS: list[str] = [
     DROP TABLE index_queue;
     ALTER TABLE index_queue_tickets RENAME TO index_queue;
     """,
-    # 5: findings of the case's checks (authenticity, source safety), and what each check
+    # 5: which page fingerprint each page carries (pages stored before are version 1: the
+    # 72 dpi rendering); a source file found changed since ingest when a page of it was
+    # about to be read again (re-OCR, the app's page image): its SHA-256 then and when
+    """
+    ALTER TABLE pages ADD COLUMN fingerprint_version INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE sources ADD COLUMN changed_sha256 TEXT;
+    ALTER TABLE sources ADD COLUMN changed_seen_at TEXT;
+    """,
+    # 6: findings of the case's checks (authenticity, source safety), and what each check
     # last looked at, so a re-run checks only what changed. Dismissals are review events.
     """
     CREATE TABLE findings (
@@ -418,13 +426,14 @@ class Case:
         columns = ", ".join(_READING_COLUMNS)
         marks = ",".join("?" * len(_READING_COLUMNS))
         row_id = self.db.execute(
-            "INSERT INTO pages(page_id, source_id, page_number, page_sha256, width_pt,"
-            f" height_pt, metadata, {columns}) VALUES ('pending', ?,?,?,?,?,?, {marks})"
-            " RETURNING id",
+            "INSERT INTO pages(page_id, source_id, page_number, page_sha256,"
+            f" fingerprint_version, width_pt, height_pt, metadata, {columns})"
+            f" VALUES ('pending', ?,?,?,?,?,?,?, {marks}) RETURNING id",
             (
                 source_id,
                 page["page_number"],
                 page.get("page_sha256"),
+                page.get("fingerprint_version", 1),
                 page.get("width_pt"),
                 page.get("height_pt"),
                 _dumps(page.get("metadata") or {}),
@@ -493,6 +502,23 @@ class Case:
         )
         self._store_dates(page_row, page)
 
+    def record_source_change(self, source_id: int, current_sha256: str | None) -> None:
+        """Record that the file at a source's path is not (None: is again) the one ingested.
+
+        The pages of a source so recorded are stale (``views.page_detail``). Written only
+        when the finding changes, so viewing pages does not write.
+        """
+        row = self.db.execute(
+            "SELECT changed_sha256 FROM sources WHERE id = ?", (source_id,)
+        ).fetchone()
+        if row is None or row[0] == current_sha256:
+            return
+        with self.transaction():
+            self.db.execute(
+                "UPDATE sources SET changed_sha256 = ?, changed_seen_at = ? WHERE id = ?",
+                (current_sha256, utc_now() if current_sha256 else None, source_id),
+            )
+
     def source_kind(self, source_id: int) -> str | None:
         row = self.db.execute("SELECT kind FROM sources WHERE id = ?", (source_id,)).fetchone()
         return row[0] if row else None
@@ -510,6 +536,8 @@ class Case:
     def page_row(self, page_id: str) -> sqlite3.Row:
         row = self.db.execute(
             "SELECT p.*, s.path AS source_path, s.sha256 AS source_sha256,"
+            " s.changed_sha256 AS source_changed_sha256,"
+            " s.changed_seen_at AS source_changed_seen_at,"
             f" s.metadata AS source_metadata, {_REVIEW_COLUMNS}"
             " FROM pages p JOIN sources s ON s.id = p.source_id"
             " LEFT JOIN page_review r ON r.page_row = p.id WHERE p.page_id = ?",

@@ -91,14 +91,52 @@ def first_date(dates: list[dict[str, Any]]) -> str | None:
 
 
 def page_image(case: Case, page_id: str, *, max_side: int = 1600):
-    """The page image for viewing (PIL RGB); raises SourceError if it cannot be shown."""
+    """The page image for viewing (PIL RGB); raises SourceError if it cannot be shown.
+
+    Drawn only from the file that was ingested: a replaced file raises CustodyError
+    instead of showing the new file's page (see ``checked_source``).
+    """
     from workbench import readers
 
     row = case.page_row(page_id)
     kind = case.source_kind(row["source_id"]) or "image"
+    checked_source(case, row)
     return readers.render_page_image(
         row["source_path"], kind, row["page_number"], max_side=max_side
     )
+
+
+def checked_source(case: Case, row: sqlite3.Row) -> str:
+    """The path of a page's file, after checking it is still the file ingested.
+
+    Everything that reads a page's file after the ingest (re-OCR, the page image) comes
+    through here. A file whose SHA-256 differs from its custody hash raises CustodyError
+    (one line: the file, both hashes, what to do), and the finding is recorded on the
+    source so its pages show as stale (``page_detail``'s ``stale``) until the original is
+    back. A case on a read-only drive still refuses; it only cannot record.
+    """
+    from workbench import readers
+    from workbench.errors import CustodyError
+
+    path = row["source_path"]
+    try:
+        readers.check_custody(path, row["source_sha256"])
+    except CustodyError as error:
+        _record_change(case, row, error.current_sha256)
+        raise
+    _record_change(case, row, None)
+    return path
+
+
+def _record_change(case: Case, row: sqlite3.Row, current_sha256: str | None) -> None:
+    from workbench.errors import CaseError
+
+    if row["source_changed_sha256"] == current_sha256:
+        return
+    try:
+        case.record_source_change(row["source_id"], current_sha256)
+    except (sqlite3.Error, CaseError):  # a read-only case: the refusal still stands
+        return
 
 
 def status_counts(case: Case) -> dict[str, int]:
@@ -110,6 +148,9 @@ def page_detail(case: Case, page_id: str) -> dict[str, Any]:
     record = page_summary(row)
     record.update(
         {
+            "fingerprint_version": row["fingerprint_version"],
+            "stale": row["source_changed_sha256"] is not None,
+            "stale_reason": _stale_reason(row),
             "text": row["text"],
             "notes": row["notes"],
             "width_pt": row["width_pt"],
@@ -137,3 +178,14 @@ def page_detail(case: Case, page_id: str) -> dict[str, Any]:
         }
     )
     return record
+
+
+def _stale_reason(row: sqlite3.Row) -> str | None:
+    """Why a page's decisions are stale: its file was found changed since the ingest."""
+    if row["source_changed_sha256"] is None:
+        return None
+    return (
+        f"{row['source_path']}: changed since it was ingested (sha256 {row['source_sha256']}"
+        f" now {row['source_changed_sha256']}, seen {row['source_changed_seen_at']}): "
+        "its pages' decisions are stale; restore the original file"
+    )

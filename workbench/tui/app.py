@@ -40,7 +40,7 @@ from textual.widgets import (
 )
 
 from workbench import documents, export, index, pipeline, review, views
-from workbench.errors import WorkbenchError
+from workbench.errors import CustodyError, WorkbenchError
 from workbench.store import Case, format_page_id
 from workbench.tui import graphics
 from workbench.tui.render import (
@@ -448,11 +448,21 @@ class WorkbenchApp(App[None]):
                 side = max(columns * cell_width, rows * cell_height)
                 with Case.open(self.case_dir) as case:
                     result = views.page_image(case, page_id, max_side=min(side, 2400))
+        except CustodyError as error:  # never the new file's page: say so, show it stale
+            result = Text(f"Image not shown for {page_id}:\n{error.message}", style="bold red")
+            self.call_from_thread(self.image_ready, (page_id, columns, rows), result)
+            self.call_from_thread(self.refresh_if_current, page_id)
+            return
         except WorkbenchError as error:
             result = Text(f"Image unavailable for {page_id}:\n{error.message}", style="yellow")
         except Exception as error:  # a broken file must not kill the app
             result = Text(f"Image unavailable for {page_id}: {error}", style="yellow")
         self.call_from_thread(self.image_ready, (page_id, columns, rows), result)
+
+    def refresh_if_current(self, page_id: str) -> None:
+        """Re-read the page shown (e.g. now stale) without moving the cursor."""
+        if page_id == self.current_page_id:
+            self.show_page(page_id, force=True)
 
     def image_ready(
         self, key: tuple[str, int, int], result: RenderableType | PILImage.Image
@@ -954,6 +964,8 @@ class WorkbenchApp(App[None]):
                 reocr(case, page_id, lang, reviewer=reviewer)
         except WorkbenchError as error:
             self.call_from_thread(self.notify, error.message, severity="error", title="Re-OCR")
+            if isinstance(error, CustodyError):  # the page is now shown stale
+                self.call_from_thread(self.refresh_if_current, page_id)
             return
         except Exception as error:  # tesseract crashing must not kill the app
             message = f"{page_id}: {error}"
@@ -1024,6 +1036,8 @@ def page_heading(detail: dict[str, Any]) -> Text:
     head.append(status, style=STATUS_STYLE.get(status, ""))
     if detail.get("reviewer"):
         head.append(f" by {detail['reviewer']}", style="italic")
+    if detail.get("stale"):
+        head.append("  STALE: its file changed since the ingest", style="bold red")
     notes = detail.get("notes")
     if notes:
         head.append(f"\nnotes: {notes}", style="magenta")
@@ -1042,6 +1056,7 @@ def metadata_table(detail: dict[str, Any]) -> RenderableType:
             table.add_row(label, for_terminal(str(value)))  # terminals do no bidi
 
     add("page", detail["page_id"])
+    add("stale", detail.get("stale_reason"))
     add("file", detail["source_path"])
     add("page no.", detail["page_number"])
     marker = detail.get("page_marker")
