@@ -310,6 +310,28 @@ def by_page(
     return found
 
 
+def open_severity_by_page(case: Case, page_ids: list[str]) -> dict[str, str]:
+    """page id -> the highest severity of its open (not dismissed) findings, for lists."""
+    if not page_ids:
+        return {}
+    dismissed = dismissed_contents(case)
+    rank = {name: number for number, name in enumerate(SEVERITIES)}
+    found: dict[str, str] = {}
+    for start in range(0, len(page_ids), 500):
+        chunk = page_ids[start : start + 500]
+        for page, fid, severity, content in case.db.execute(
+            "SELECT fp.page_id, f.finding_id, f.severity, f.content_sha256 FROM finding_pages fp"
+            " JOIN findings f ON f.finding_id = fp.finding_id"
+            f" WHERE fp.page_id IN ({','.join('?' * len(chunk))})",
+            chunk,
+        ):
+            if content in dismissed.get(fid, ()):
+                continue
+            if page not in found or rank[severity] > rank[found[page]]:
+                found[page] = severity
+    return found
+
+
 def dismissed_contents(case: Case) -> dict[str, set[str]]:
     """finding id -> the contents (hashes) a reviewer dismissed, from the review log."""
     found: dict[str, set[str]] = {}
