@@ -81,7 +81,7 @@ def test_the_claimed_date_comes_from_the_text_then_the_metadata(tmp_path: Path) 
     (forged,) = found["forged.pdf"]
     assert forged["severity"] == "alert"
     assert forged["message"] == (
-        "Made with Microsoft® Word 2016 (Microsoft Office 2016 (Word/Excel/PowerPoint 2016)), "
+        "Made with Microsoft® Word 2016 (Microsoft Office 2016), "
         "first released in 2015, but dated 12 May 2006 in its text and metadata"
     )
     evidence = forged["evidence"]
@@ -202,3 +202,18 @@ def test_no_anachronism_in_the_real_born_digital_files(tmp_path: Path) -> None:
         assert report.ok, report.failures
         findings.run_checks(case, only=["anachronism"])
         assert findings.finding_records(case, check="anachronism") == []
+
+
+@pytest.mark.skipif(not (CORPUS / "safety").is_dir(), reason="../shared/corpus is absent")
+def test_a_real_court_filing_reprocessed_years_later_is_a_warning(tmp_path: Path) -> None:
+    """x-ray's test file: a 2010 court filing (its text's dates) run through pdftk-java
+    3.0.9 (January 2020) in October 2021. A later copy, rightly not an alert."""
+    with Case.open(tmp_path / "case", create=True) as case:
+        path = CORPUS / "safety" / "xray-no_bad_redactions.2.1.pdf"
+        assert ingest(case, [str(path)], lang="eng", jobs=1).ok
+        findings.run_checks(case, only=["anachronism"])
+        (record,) = findings.finding_records(case, check="anachronism")
+    assert record["severity"] == "warn"
+    assert record["evidence"]["item"]["name"] == "pdftk-java 3.0.9"
+    assert record["evidence"]["claimed"]["date"] == "2010-03-01"
+    assert "created on 28 October 2021" in record["message"]

@@ -52,7 +52,7 @@ _SUBSET_RE = re.compile(r"^[A-Z]{6}\+")
 # how a finding's message names the item ({name}: the rule's name, {found}: as in the file)
 _KIND_WORDS = {
     "font": ("Set in {name}, a font first released in {year}", "font"),
-    "software": ("Made with {found} ({name}), first released in {year}", "software"),
+    "software": ("Made with {found}{name}, first released in {year}", "software"),
     "pdf-version": ("Written as {name}, a PDF version first published in {year}", "PDF version"),
     "pdf-feature": ("Uses {name}, a PDF feature first published in {year}", "PDF feature"),
 }
@@ -299,9 +299,11 @@ def _judge(
         and _day(created[1]) >= rule.first_release - MARGIN  # type: ignore[operator]
     )
     template, noun = _KIND_WORDS[rule.kind]
-    lead = template.format(
-        name=rule.name, found=clean_name(where[0]["value"]), year=rule.first_release.year
-    )
+    found = clean_name(where[0]["value"])
+    name = rule.name
+    if rule.kind == "software":  # "Microsoft® Word 2016 (Microsoft Office 2016)"
+        name = "" if rule.name.lower() in found.lower() else f" ({rule.name})"
+    lead = template.format(name=name, found=found, year=rule.first_release.year)
     if made_after:
         assert created is not None
         severity = "warn"
