@@ -217,3 +217,17 @@ def test_a_real_court_filing_reprocessed_years_later_is_a_warning(tmp_path: Path
     assert record["evidence"]["item"]["name"] == "pdftk-java 3.0.9"
     assert record["evidence"]["claimed"]["date"] == "2010-03-01"
     assert "created on 28 October 2021" in record["message"]
+
+
+def test_a_scan_is_judged_by_its_own_creation_date_only(tmp_path: Path) -> None:
+    """A 2016 scan of a 2006 paper, made with 2016 software, is no anachronism: for pages
+    read by OCR the text's dates describe the paper, not the file."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    _pdf(folder / "scan.pdf", ["Memo of 12 May 2006"], created="D:20060512Z")
+    with Case.open(tmp_path / "case", create=True) as case:
+        assert ingest(case, [str(folder)], lang="eng", jobs=1).ok
+        case.db.execute("UPDATE pages SET text_source = 'ocr'")  # as if its text were OCR'd
+        (record,) = findings.run_checks(case, only=["anachronism"]).produced
+    assert record["evidence"]["claimed"]["from"] == "metadata"
+    assert record["severity"] == "alert"  # its own metadata still says 2006

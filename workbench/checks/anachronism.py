@@ -13,7 +13,9 @@ What is compared, per source file (all read at ingest, nothing re-read from the 
 - the date the document claims, in this order of preference: the latest date written in
   its text (a document cannot be older than the last date it names), the date of a
   grouped document holding its pages, its own creation date (PDF Info, XMP, EXIF; the
-  latest of them). The finding says which one it used.
+  latest of them). The finding says which one it used. For a scanned file (pages read
+  by OCR) only its own creation date counts: the scan is made after the paper it shows,
+  so the paper's dates say nothing of the scanner's software.
 
 Severity: ``alert`` when the claimed date is more than ``MARGIN`` (31 days, for release
 candidates, time zones and month-only release dates) before the item's first release and
@@ -154,16 +156,17 @@ class Anachronism(Check):
             " WHERE d.date_iso IS NOT NULL ORDER BY p.source_id, d.date_iso, d.id"
         ):
             doc_dates[source_id] = [iso, doc_id]
-        fonts: dict[int, dict[str, list[int]]] = {}
-        for source_id, page_number, metadata in case.db.execute(
-            "SELECT source_id, page_number, metadata FROM pages ORDER BY source_id, page_number"
+        fonts: dict[int, dict[str, set[int]]] = {}
+        scanned: set[int] = set()
+        for source_id, page_number, text_source, metadata in case.db.execute(
+            "SELECT source_id, page_number, text_source, metadata FROM pages"
         ):
+            if text_source == "ocr":
+                scanned.add(source_id)
             for font in json.loads(metadata or "{}").get("fonts") or []:
                 name = (font.get("name") or "").strip()
                 if name:
-                    pages = fonts.setdefault(source_id, {}).setdefault(name, [])
-                    if page_number not in pages:
-                        pages.append(page_number)
+                    fonts.setdefault(source_id, {}).setdefault(name, set()).add(page_number)
         for row in case.db.execute(
             "SELECT id, sha256, metadata FROM sources WHERE status = 'ingested' ORDER BY id"
         ):
@@ -197,10 +200,15 @@ class Anachronism(Check):
                 {
                     "sha256": row["sha256"],
                     "names": names,
-                    "fonts": fonts.get(row["id"], {}),
+                    "fonts": {
+                        name: sorted(pages) for name, pages in fonts.get(row["id"], {}).items()
+                    },
                     "pdf_version": meta.get("pdf_version"),
-                    "text_date": text_dates.get(row["id"]),
-                    "document_date": doc_dates.get(row["id"]),
+                    # a scan is made after the paper it shows: its text's dates and its
+                    # document's date say nothing of the tools that made the file
+                    "scanned": row["id"] in scanned,
+                    "text_date": None if row["id"] in scanned else text_dates.get(row["id"]),
+                    "document_date": None if row["id"] in scanned else doc_dates.get(row["id"]),
                     "created": created,
                     "data_sha256": data_sha256,
                 },
