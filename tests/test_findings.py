@@ -145,11 +145,11 @@ def test_findings_filters(checked_case, tmp_path) -> None:
         first = findings.finding_records(case)[0]
     by_page = _run(case_dir, "findings", "--page", first["page_ids"][0], "--json")
     assert first["finding_id"] in by_page.output
+    # the only alerts: the anomalies planted as alerts
     alerts = _run(case_dir, "findings", "--severity", "alert", "--json")
-    assert {json.loads(line)["check"] for line in alerts.output.splitlines()} == {
-        "copy-difference",
-        "active-content",
-    }
+    alerted = [json.loads(line) for line in alerts.output.splitlines()]
+    assert {a["severity"] for a in alerted} == {"alert"}
+    assert {a["check"] for a in alerted} == {"anachronism", "copy-difference", "active-content"}
     unknown = CliRunner().invoke(
         main, ["findings", "--check", "nonsense"], env={"WORKBENCH_CASE": str(case_dir)}
     )

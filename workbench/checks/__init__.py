@@ -15,6 +15,7 @@ from workbench.errors import UsageError
 _MODULES: dict[str, str] = {
     "page-sequence": "workbench.checks.page_sequence",
     "metadata-mismatch": "workbench.checks.metadata_mismatch",
+    "anachronism": "workbench.checks.anachronism",
     "revisions": "workbench.checks.revisions",
     "odd-page": "workbench.checks.odd_page",
     "near-duplicate": "workbench.checks.near_duplicate",
