@@ -6,6 +6,8 @@ and what to do next. The CLI maps ``exit_code`` to the process status in one pla
 
 from __future__ import annotations
 
+import os
+
 
 class WorkbenchError(Exception):
     """Base of every error the core raises on purpose."""
@@ -51,3 +53,59 @@ class OcrError(WorkbenchError):
 
 class DateParseError(UsageError):
     """A date written by a user could not be understood."""
+
+
+class ReadOnlyCaseError(CaseError):
+    """The case is on a read-only drive (or in a folder we cannot write): it can be read,
+    searched and exported, but nothing that changes it can run."""
+
+
+class DamagedCaseError(CaseError):
+    """The case database is not a SQLite file, is truncated, or has a damaged page."""
+
+
+class DiskFullError(CaseError):
+    """The drive holding the case (or its index) is full. Every file committed before is
+    kept; the same command, run again once space is freed, resumes."""
+
+    exit_code = 7
+
+    def __init__(self, folder: str) -> None:
+        super().__init__(
+            f"{folder}: the disk is full (no space left on the drive holding this folder); "
+            "what was stored before is kept: free some space and run the same command again"
+        )
+        self.folder = folder
+
+
+def read_only_message(root: str) -> str:
+    return (
+        f"{root}: the case is read-only (a read-only drive or folder): this command changes "
+        "the case and cannot run; status, pages, show, search, sources, docs, log verify and "
+        "export still work. Copy the case to a writable drive (or remount it read-write) to "
+        "change it"
+    )
+
+
+# errno values that mean the drive, not the program, refused a write
+_DISK_FULL_ERRNOS = {28, 122}  # ENOSPC, EDQUOT
+_READ_ONLY_ERRNOS = {30}  # EROFS
+
+
+def from_os_error(error: OSError, folder: str) -> WorkbenchError | None:
+    """The typed error for an OSError that says the drive is full or read-only; else None.
+
+    Why here: the store and the index both write files, and both must turn ENOSPC and
+    EROFS into the same one line and exit status.
+    """
+    where = folder
+    if error.filename:  # the folder of the file that could not be written
+        where = os.path.dirname(os.path.abspath(os.fsdecode(error.filename))) or folder
+    if error.errno in _DISK_FULL_ERRNOS:
+        return DiskFullError(where)
+    if error.errno in _READ_ONLY_ERRNOS:
+        inside = os.path.abspath(where).startswith(os.path.abspath(folder))
+        if inside:
+            return ReadOnlyCaseError(read_only_message(folder))
+        return CaseError(f"{where}: the drive is read-only; choose a writable folder")
+    return None
