@@ -511,3 +511,26 @@ def test_app_rebuilds_a_deleted_index_and_says_so(small_case: Path, reference_ca
     assert f"{folder}: the search index was missing; rebuilt from the case ({total} pages)" in shown
     with Case.open(small_case) as case:
         assert index.search(case, "status:unreviewed", limit=1).total == total
+
+
+def test_damage_inside_a_segment_met_by_a_search_rebuilds(
+    small_case: Path, reference_case: Path
+) -> None:
+    """Bytes overwritten in the middle of a segment pass the open-time check and show
+    only when a search reads them ("Block tag error"): rebuilt, then answered."""
+    with Case.open(reference_case) as case:
+        expected = index.search(case, "oil", limit=1).total
+    with Case.open(small_case) as case:
+        folder = index.index_dir(case)
+    index.close_searchers()
+    [segment] = folder.glob("*.seg")
+    size = segment.stat().st_size
+    with segment.open("r+b") as handle:
+        handle.seek(size // 4)
+        handle.write(b"\xff" * (size // 3))
+    result = invoke(small_case, "search", "oil")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.startswith(f"{expected} page(s) match"), result.stdout
+    [line] = [line for line in result.stderr.splitlines() if line.strip()]
+    assert line.startswith(f"warning: {folder}: the search index was damaged (")
+    assert line.endswith(f"rebuilt from the case ({len(page_identity(reference_case))} pages)")

@@ -313,7 +313,19 @@ def search(state: _State, query: str, limit: int, offset: int, as_json: bool) ->
                 index.sync(case, timeout=2)
             except index.IndexBusyError:
                 click.echo("warning: the index is being updated; results may lag", err=True)
-        results = index.search(case, query, limit=limit, offset=offset)
+        try:
+            results = index.search(case, query, limit=limit, offset=offset)
+        except index.IndexDamagedError as error:
+            if case.read_only:
+                raise
+            # damage deep inside a segment shows only when a search reads it
+            count = index.rebuild(case)
+            click.echo(
+                f"warning: {index.index_dir(case)}: the search index was damaged "
+                f"({error.detail}); rebuilt from the case ({count} pages)",
+                err=True,
+            )
+            results = index.search(case, query, limit=limit, offset=offset)
     if as_json:
         for hit in results.hits:
             _print_json(hit.as_json())

@@ -84,6 +84,19 @@ class QueryError(UsageError):
     """The search query cannot be parsed."""
 
 
+class IndexDamagedError(WorkbenchError):
+    """The search index failed while being read (damaged bytes inside a segment).
+    It is derived data: :func:`rebuild` makes it again from the case."""
+
+    exit_code = 2
+
+    def __init__(self, folder: str, detail: str) -> None:
+        super().__init__(
+            f"{folder}: the search index is damaged ({detail}); run 'workbench index --rebuild'"
+        )
+        self.detail = detail
+
+
 def _page_text_field() -> TEXT:
     field = TEXT(analyzer=page_text_analyzer(), phrase=True)
     field.format = NormalizedPositions(field_boost=field.format.field_boost)
@@ -569,7 +582,28 @@ _SEARCHERS_MAX = 4
 
 @contextlib.contextmanager
 def _searcher(case: Case) -> Iterator[Any]:
-    """The cached, refreshed searcher of the case's index, held under the cache lock."""
+    """The cached, refreshed searcher of the case's index, held under the cache lock.
+
+    Whoosh meeting damaged bytes while opening or searching (it raises many types, e.g.
+    "Block tag error") leaves as :class:`IndexDamagedError`, and the searcher is dropped.
+    """
+    key = str(index_dir(case))
+    with _SEARCHERS_LOCK:
+        try:
+            with _cached_searcher(case) as searcher:
+                yield searcher
+        except (WorkbenchError, GeneratorExit):
+            raise
+        except Exception as error:  # noqa: BLE001 - whatever Whoosh raises on bad bytes
+            stale = _SEARCHERS.pop(key, None)
+            if stale is not None:
+                with contextlib.suppress(Exception):
+                    stale[1].close()
+            raise IndexDamagedError(key, f"{type(error).__name__}: {error}") from error
+
+
+@contextlib.contextmanager
+def _cached_searcher(case: Case) -> Iterator[Any]:
     folder = index_dir(case)
     key = str(folder)
     with _SEARCHERS_LOCK:
