@@ -324,6 +324,28 @@ def test_read_only_case_with_an_unfinished_wal_still_reads_it(
     assert invoke(case_dir, "log", "verify").exit_code == 0
 
 
+def test_read_only_case_without_its_index_says_so_in_one_line(
+    born_digital: Path, tmpfs, tmp_path: Path
+) -> None:
+    """Nothing can be rebuilt on a read-only drive: search says why in one line (exit 2),
+    and the commands that do not need the index still work."""
+    import shutil
+
+    drive = tmpfs(tmp_path / "drive", "16m")
+    case_dir = drive / "case"
+    files = sorted(born_digital.rglob("*.pdf"))[:2]
+    assert run_cli(case_dir, "ingest", *map(str, files), "--quiet").returncode == 0
+    with Case.open(case_dir) as case:
+        folder = index.index_dir(case)
+    shutil.rmtree(folder)
+    _remount(drive, "ro")
+    result = invoke(case_dir, "search", "oil")
+    assert result.exit_code == 2, (result.stdout, result.stderr)
+    line = one_error_line(result.stderr)
+    assert str(folder) in line and "missing" in line and "read-only" in line, line
+    assert invoke(case_dir, "pages").exit_code == 0
+
+
 # ----- a damaged database -------------------------------------------------------------
 
 
