@@ -79,11 +79,11 @@ class DiskFullError(CaseError):
 
 
 def read_only_message(root: str) -> str:
+    """The one wording of a refused write on a read-only case (store, index, CLI)."""
     return (
-        f"{root}: the case is read-only (a read-only drive or folder): this command changes "
-        "the case and cannot run; status, pages, show, search, sources, docs, log verify and "
-        "export still work. Copy the case to a writable drive (or remount it read-write) to "
-        "change it"
+        f"{root}: the case is read-only (a read-only drive or folder) and this command would "
+        "change it; reading, searching and exporting still work. To change the case, copy "
+        "it to a writable drive (or remount the drive read-write)"
     )
 
 
