@@ -192,6 +192,24 @@ def test_disk_full_while_writing_the_index_one_line(
         assert index.search(case, "*", limit=1).total == len(page_identity(reference_case))
 
 
+def test_export_to_a_full_or_read_only_drive_names_that_drive(
+    reference_case: Path, tmpfs, tmp_path: Path
+) -> None:
+    """The line names the export's folder, not the case's (whose drive has room)."""
+    drive = tmpfs(tmp_path / "usb", "16k")
+    output = drive / "pages.csv"
+    full = invoke(reference_case, "export", "--format", "csv", "-o", str(output))
+    assert full.exit_code == 7, (full.stdout, full.stderr)
+    line = one_error_line(full.stderr)
+    assert line.startswith(f"error: {drive}: the disk is full"), line
+    assert not output.exists() and not list(drive.iterdir())  # nothing half-written
+    _remount(drive, "ro")
+    refused = invoke(reference_case, "export", "--format", "csv", "-o", str(output))
+    assert refused.exit_code == 2, (refused.stdout, refused.stderr)
+    line = one_error_line(refused.stderr)
+    assert line.startswith(f"error: {drive}: the drive is read-only"), line
+
+
 # ----- the case is on a read-only drive -----------------------------------------------
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import click
 
 from workbench import __version__, index, review, views
-from workbench.errors import UsageError, WorkbenchError
+from workbench.errors import UsageError, WorkbenchError, from_os_error
 from workbench.pipeline import IngestObserver, IngestReport, ingest
 from workbench.store import Case, translate_error
 
@@ -610,7 +610,14 @@ def export_command(state: _State, fmt: str, output: str) -> None:
     from workbench import export
 
     with state.open_case() as case:
-        summary = export.export(case, fmt, output)
+        try:
+            summary = export.export(case, fmt, output)
+        except OSError as error:  # the output's drive, not the case's, is full or read-only
+            folder = os.path.dirname(os.path.abspath(output))
+            translated = from_os_error(error, folder, case=False)
+            if translated is None:
+                raise
+            raise translated from error
     click.echo(summary)
 
 

@@ -92,11 +92,12 @@ _DISK_FULL_ERRNOS = {28, 122}  # ENOSPC, EDQUOT
 _READ_ONLY_ERRNOS = {30}  # EROFS
 
 
-def from_os_error(error: OSError, folder: str) -> WorkbenchError | None:
+def from_os_error(error: OSError, folder: str, *, case: bool = True) -> WorkbenchError | None:
     """The typed error for an OSError that says the drive is full or read-only; else None.
 
-    Why here: the store and the index both write files, and both must turn ENOSPC and
-    EROFS into the same one line and exit status.
+    Why here: the store, the index and the exports all write files, and all must turn
+    ENOSPC and EROFS into the same one line and exit status. ``folder`` is the case (or
+    with ``case=False`` another folder being written, e.g. an export's).
     """
     where = folder
     if error.filename:  # the folder of the file that could not be written
@@ -105,7 +106,7 @@ def from_os_error(error: OSError, folder: str) -> WorkbenchError | None:
         return DiskFullError(where)
     if error.errno in _READ_ONLY_ERRNOS:
         inside = os.path.abspath(where).startswith(os.path.abspath(folder))
-        if inside:
+        if case and inside:
             return ReadOnlyCaseError(read_only_message(folder))
         return CaseError(f"{where}: the drive is read-only; choose a writable folder")
     return None
