@@ -574,3 +574,29 @@ def test_damage_inside_a_segment_met_by_a_search_rebuilds(
     [line] = [line for line in result.stderr.splitlines() if line.strip()]
     assert line.startswith(f"warning: {folder}: the search index was damaged (")
     assert line.endswith(f"rebuilt from the case ({len(page_identity(reference_case))} pages)")
+
+
+def test_app_on_a_read_only_case_opens_and_refuses_a_mark_in_a_notification(
+    read_only_case,
+) -> None:
+    import asyncio
+
+    from workbench.tui.app import make_app
+
+    case_dir, before = read_only_case
+    app = make_app(str(case_dir))
+
+    async def drive() -> list[str]:
+        async with app.run_test(size=(100, 30)) as pilot:
+            await pilot.pause()
+            await pilot.press("v")
+            for _ in range(40):
+                await pilot.pause(0.05)
+                if any("read-only" in str(n.message) for n in app._notifications):
+                    break
+            return [str(n.message) for n in app._notifications]
+
+    shown = asyncio.run(drive())
+    assert any("read-only" in m for m in shown), shown
+    assert app.case is None or app.case.read_only
+    assert invoke(case_dir, "pages", "--json").stdout == before["pages"]  # nothing changed
