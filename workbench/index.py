@@ -200,7 +200,7 @@ def check(case: Case, *, timeout: float = DEFAULT_WRITER_TIMEOUT) -> str | None:
     problem = _index_problem(folder)
     if problem is None:
         return None
-    if problem == "missing" and pending(case) >= case.max_page_row():
+    if problem == "missing" and pending(case) >= case.page_total():
         return None
     if case.read_only:
         raise ReadOnlyCaseError(

@@ -749,6 +749,9 @@ class Case:
         with self.transaction():
             self.db.execute("DELETE FROM index_queue WHERE ticket <= ?", (ticket,))
 
+    def page_total(self) -> int:
+        return self.db.execute("SELECT count(*) FROM pages").fetchone()[0]
+
     def index_queue_length(self) -> int:
         return self.db.execute("SELECT count(*) FROM index_queue").fetchone()[0]
 
