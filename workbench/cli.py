@@ -1,14 +1,16 @@
 """The command line: parses arguments, calls the core, prints. Nothing else lives here.
 
-Exit status: 0 success; 1 unexpected internal error; 2 bad usage or unusable case;
-3 ingest finished but some files failed (each named on stderr); 4 OCR engine problem;
-130 interrupted (Ctrl-C): run the same command again to resume.
+Exit status: 0 success; 1 unexpected internal error; 2 bad usage or unusable case
+(read-only, damaged); 3 ingest finished but some files failed (each named on stderr);
+4 OCR engine problem; 7 the disk is full; 130 interrupted (Ctrl-C): run the same
+command again to resume.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import sys
 import time
 from collections.abc import Iterator
@@ -17,9 +19,9 @@ from typing import Any
 import click
 
 from workbench import __version__, index, review, views
-from workbench.errors import UsageError, WorkbenchError
+from workbench.errors import UsageError, WorkbenchError, from_os_error
 from workbench.pipeline import IngestObserver, IngestReport, ingest
-from workbench.store import Case
+from workbench.store import Case, translate_error
 
 EXIT_SOME_FILES_FAILED = 3
 EXIT_INTERRUPTED = 130
@@ -30,8 +32,12 @@ class _State:
     def __init__(self, case_dir: str) -> None:
         self.case_dir = case_dir
 
-    def open_case(self, *, create: bool = False, prefix: str | None = None) -> Case:
-        return Case.open(self.case_dir, create=create, prefix=prefix)
+    def open_case(
+        self, *, create: bool = False, prefix: str | None = None, write: bool = False
+    ) -> Case:
+        """``write``: the command changes the case; refused up front (one line, exit 2)
+        when the case is on a read-only drive, before any work is done."""
+        return Case.open(self.case_dir, create=create, prefix=prefix, writable=write)
 
 
 class WorkbenchGroup(click.Group):
@@ -54,20 +60,33 @@ class WorkbenchGroup(click.Group):
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
             sys.exit(0)
+        except (sqlite3.Error, OSError) as error:
+            # a full or read-only drive, or a damaged database, met outside the store's
+            # own boundary (a plain read): the same typed error and line
+            state = ctx.obj if isinstance(ctx.obj, _State) else None
+            translated = translate_error(error, state.case_dir) if state else None
+            if translated is None:
+                return self._internal_error(error)
+            click.echo(f"error: {translated}", err=True)
+            sys.exit(translated.exit_code)
         except click.exceptions.Abort:
             click.echo("aborted: nothing was changed", err=True)
             sys.exit(1)
         except (click.exceptions.ClickException, click.exceptions.Exit):
             raise
         except Exception as error:  # last resort: one line, never a traceback
-            if os.environ.get("WORKBENCH_DEBUG"):
-                raise
-            click.echo(
-                f"error: unexpected internal error ({type(error).__name__}: {error}); "
-                "set WORKBENCH_DEBUG=1 to see the traceback and please report it",
-                err=True,
-            )
-            sys.exit(1)
+            self._internal_error(error)
+
+    @staticmethod
+    def _internal_error(error: Exception) -> None:
+        if os.environ.get("WORKBENCH_DEBUG"):
+            raise error
+        click.echo(
+            f"error: unexpected internal error ({type(error).__name__}: {error}); "
+            "set WORKBENCH_DEBUG=1 to see the traceback and please report it",
+            err=True,
+        )
+        sys.exit(1)
 
 
 @click.group(cls=WorkbenchGroup, invoke_without_command=True)
@@ -114,7 +133,7 @@ def open_app(state: _State, graphics: str | None = None) -> None:
 @click.pass_obj
 def init(state: _State, prefix: str | None) -> None:
     """Create an empty case."""
-    with state.open_case(create=True, prefix=prefix) as case:
+    with state.open_case(create=True, prefix=prefix, write=True) as case:
         click.echo(f"case {case.root} ready; pages will be numbered {case.prefix}-000001, ...")
 
 
@@ -157,7 +176,8 @@ def ingest_command(
     where they stopped when run again. Each file that cannot be ingested gets one
     line 'error: PATH: reason' on stderr, and the exit status is then 3.
     """
-    with state.open_case(create=True, prefix=prefix) as case:
+    with state.open_case(create=True, prefix=prefix, write=True) as case:
+        _check_index(case)
         progress = _Progress(enabled=not quiet and sys.stderr.isatty())
         report = ingest(
             case, list(paths), lang=lang, jobs=jobs, passwords=passwords, observer=progress
@@ -280,12 +300,32 @@ Exit status: 0 results printed (even none); 2 the query cannot be parsed.
 @click.pass_obj
 def search(state: _State, query: str, limit: int, offset: int, as_json: bool) -> None:
     with state.open_case() as case:
-        if index.pending(case):
+        _check_index(case)
+        pending = index.pending(case)
+        if pending and case.read_only:
+            click.echo(
+                f"warning: {case.root}: the case is read-only, so its search index cannot "
+                f"take the last {pending} page change(s); results may not show them",
+                err=True,
+            )
+        elif pending:
             try:
                 index.sync(case, timeout=2)
             except index.IndexBusyError:
                 click.echo("warning: the index is being updated; results may lag", err=True)
-        results = index.search(case, query, limit=limit, offset=offset)
+        try:
+            results = index.search(case, query, limit=limit, offset=offset)
+        except index.IndexDamagedError as error:
+            if case.read_only:
+                raise
+            # damage deep inside a segment shows only when a search reads it
+            count = index.rebuild(case)
+            click.echo(
+                f"warning: {index.index_dir(case)}: the search index was damaged "
+                f"({error.detail}); rebuilt from the case ({count} pages)",
+                err=True,
+            )
+            results = index.search(case, query, limit=limit, offset=offset)
     if as_json:
         for hit in results.hits:
             _print_json(hit.as_json())
@@ -307,11 +347,12 @@ def search(state: _State, query: str, limit: int, offset: int, as_json: bool) ->
 @click.pass_obj
 def index_command(state: _State, rebuild: bool) -> None:
     """Bring the search index up to date (it normally follows ingest by itself)."""
-    with state.open_case() as case:
+    with state.open_case(write=True) as case:
         if rebuild:
             count = index.rebuild(case)
             click.echo(f"index rebuilt: {count} page(s)")
         else:
+            _check_index(case)
             count = index.sync(case)
             click.echo(f"index up to date ({count} page(s) added or updated)")
 
@@ -348,7 +389,7 @@ def mark(
     Each change is an event in the hash-chained review log, with the reviewer, the UTC
     time, the note and the page's SHA-256 at that moment.
     """
-    with state.open_case() as case:
+    with state.open_case(write=True) as case:
         who = review.resolve_reviewer(case, reviewer)
         targets = review.expand_page_ids(case, page_ids) if page_ids else []
         if query:
@@ -384,7 +425,7 @@ def mark(
 @click.pass_obj
 def note(state: _State, page_id: str, text: str, reviewer: str | None) -> None:
     """Add a note to a page without changing its status."""
-    with state.open_case() as case:
+    with state.open_case(write=True) as case:
         who = review.resolve_reviewer(case, reviewer)
         [target] = review.expand_page_ids(case, [page_id])
         review.add_note(case, target, text, who)
@@ -398,7 +439,7 @@ def note(state: _State, page_id: str, text: str, reviewer: str | None) -> None:
 @click.pass_obj
 def config(state: _State, key: str, value: str | None) -> None:
     """Show or set a case setting (reviewer: the default reviewer name)."""
-    with state.open_case() as case:
+    with state.open_case(write=value is not None) as case:
         if value is None:
             click.echo(case.get_setting(key) or "")
             return
@@ -493,7 +534,7 @@ def doc_add(
     """Make the pages one document; recorded in the review log."""
     from workbench import documents
 
-    with state.open_case() as case:
+    with state.open_case(write=True) as case:
         who = review.resolve_reviewer(case, reviewer)
         page_ids = review.expand_page_ids(case, [pages])
         record = documents.add_document(
@@ -512,7 +553,7 @@ def doc_suggest(state: _State, accept: bool, as_json: bool, reviewer: str | None
     """Propose document boundaries from 'page X of Y' markers, headers and files."""
     from workbench import documents
 
-    with state.open_case() as case:
+    with state.open_case(write=accept) as case:
         suggestions = documents.suggest_documents(case)
         if as_json:
             for suggestion in suggestions:
@@ -585,7 +626,14 @@ def export_command(state: _State, fmt: str, output: str) -> None:
     from workbench import export
 
     with state.open_case() as case:
-        summary = export.export(case, fmt, output)
+        try:
+            summary = export.export(case, fmt, output)
+        except OSError as error:  # the output's drive, not the case's, is full or read-only
+            folder = os.path.dirname(os.path.abspath(output))
+            translated = from_os_error(error, folder, case=False)
+            if translated is None:
+                raise
+            raise translated from error
     click.echo(summary)
 
 
@@ -745,9 +793,17 @@ def _finding_line(record: dict[str, Any]) -> str:
 
 def _sync_quietly(case: Case) -> None:
     try:
+        _check_index(case)
         index.sync(case, timeout=5)
     except WorkbenchError as error:
         click.echo(f"warning: search index not updated ({error})", err=True)
+
+
+def _check_index(case: Case) -> None:
+    """A missing or damaged search index is rebuilt from the case; say so in one line."""
+    notice = index.check(case)
+    if notice:
+        click.echo(f"warning: {notice}", err=True)
 
 
 def _highlight(snippet: str, spans: list[tuple[int, int]], tty: bool) -> str:

@@ -16,6 +16,7 @@ Why it is shaped this way:
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import os
 import re
@@ -42,7 +43,7 @@ from workbench.analysis import (
     page_text_analyzer,
     word_spans,
 )
-from workbench.errors import UsageError, WorkbenchError
+from workbench.errors import ReadOnlyCaseError, UsageError, WorkbenchError, from_os_error
 from workbench.store import Case
 
 # The folder name carries the index layout version: a new layout is built beside the old
@@ -86,6 +87,19 @@ class QueryError(UsageError):
     """The search query cannot be parsed."""
 
 
+class IndexDamagedError(WorkbenchError):
+    """The search index failed while being read (damaged bytes inside a segment).
+    It is derived data: :func:`rebuild` makes it again from the case."""
+
+    exit_code = 2
+
+    def __init__(self, folder: str, detail: str) -> None:
+        super().__init__(
+            f"{folder}: the search index is damaged ({detail}); run 'workbench index --rebuild'"
+        )
+        self.detail = detail
+
+
 def _page_text_field() -> TEXT:
     field = TEXT(analyzer=page_text_analyzer(), phrase=True)
     field.format = NormalizedPositions(field_boost=field.format.field_boost)
@@ -123,6 +137,94 @@ def index_dir(case: Case) -> Path:
     return case.root / INDEX_DIRNAME
 
 
+def _drive_errors(*, read_only: str | None = None) -> Any:
+    """A full or read-only drive met while writing the index leaves as the same typed
+    error (and line) as in the store: ENOSPC -> DiskFullError, EROFS -> ReadOnlyCaseError.
+
+    ``read_only``: what the function does on a read-only case, before trying: "skip"
+    (return 0: nothing can be brought up to date; searches read the index as it is) or
+    "refuse" (ReadOnlyCaseError).
+    """
+
+    def decorate(function: Any) -> Any:
+        @functools.wraps(function)
+        def wrapper(case: Case, *args: Any, **kwargs: Any) -> Any:
+            if case.read_only and read_only == "skip":
+                return 0
+            if case.read_only and read_only == "refuse":
+                raise ReadOnlyCaseError(
+                    f"{index_dir(case)}: the case is read-only, so its search index cannot "
+                    "be rebuilt; copy the case to a writable drive (or remount it read-write)"
+                )
+            try:
+                return function(case, *args, **kwargs)
+            except OSError as error:
+                translated = from_os_error(error, str(index_dir(case)))
+                if translated is None:
+                    raise
+                raise translated from error
+
+        return wrapper
+
+    return decorate
+
+
+def _index_problem(folder: Path) -> str | None:
+    """'missing', 'damaged' or None: does the index open, with every segment readable?
+
+    Opening a reader opens each segment's files (a truncated or overwritten segment
+    fails there); a damaged TOC fails to unpickle. Whoosh raises many exception types
+    on such bytes, so any failure to open counts as damage.
+    """
+    names = [p.name for p in folder.iterdir()] if folder.is_dir() else []
+    has_toc = any(n.startswith("_MAIN_") and n.endswith(".toc") for n in names)
+    if not has_toc:
+        return "damaged" if any(n.endswith(".seg") for n in names) else "missing"
+    try:
+        ix = FileStorage(str(folder), supports_mmap=False).open_index()
+        with ix.reader() as reader:
+            reader.doc_count()
+            for fieldname in ("page_id", "text"):
+                for _ in itertools.islice(reader.lexicon(fieldname), 1):
+                    pass
+    except Exception:  # noqa: BLE001 - whatever Whoosh raises on bad bytes is damage
+        return "damaged"
+    return None
+
+
+def check(case: Case, *, timeout: float = DEFAULT_WRITER_TIMEOUT) -> str | None:
+    """Make sure the case's index opens; rebuild it from the case if missing or damaged.
+
+    Returns the line to show the user (None when there was nothing to do). A missing
+    index whose every page is still queued (a new case, an ingest stopped before its
+    first index commit) is not news: :func:`open_or_create` makes it as before. On a
+    read-only case nothing can be rebuilt: :class:`ReadOnlyCaseError` says so.
+    """
+    folder = index_dir(case)
+    problem = _index_problem(folder)
+    if problem is None:
+        return None
+    if problem == "missing" and pending(case) >= case.page_total():
+        return None
+    if case.read_only:
+        raise ReadOnlyCaseError(
+            f"{folder}: the search index is {problem} and the case is read-only, so it "
+            "cannot be rebuilt: copy the case to a writable drive (or remount it "
+            "read-write) and search there"
+        )
+    count = rebuild(case, timeout=timeout)
+    return f"{folder}: the search index was {problem}; rebuilt from the case ({count} pages)"
+
+
+def _write_lock(case: Case) -> Any:
+    """The lock Whoosh writers take (MAIN_WRITELOCK), without opening the index: a
+    damaged index must still be lockable to be rebuilt."""
+    folder = index_dir(case)
+    folder.mkdir(parents=True, exist_ok=True)
+    return FileStorage(str(folder)).lock("MAIN_WRITELOCK")
+
+
+@_drive_errors()
 def open_or_create(case: Case, *, mmap: bool = True) -> whoosh_index.Index:
     """The case's index, created (and every page queued for it) when missing.
 
@@ -207,6 +309,7 @@ def _rows(case: Case, row_ids: list[int]) -> Iterator[tuple[dict[str, Any], list
 # ----- writing ------------------------------------------------------------------------
 
 
+@_drive_errors(read_only="skip")
 def sync(case: Case, *, timeout: float = DEFAULT_WRITER_TIMEOUT, batches: int | None = None) -> int:
     """Bring the index up to date with the case: drain ``index_queue``. Returns pages indexed.
 
@@ -251,6 +354,7 @@ def pending(case: Case) -> int:
     return case.index_queue_length()
 
 
+@_drive_errors(read_only="refuse")
 def rebuild(
     case: Case, *, timeout: float = DEFAULT_WRITER_TIMEOUT, limitmb: int = WRITER_LIMIT_MB
 ) -> int:
@@ -266,7 +370,7 @@ def rebuild(
     old = folder.with_name(INDEX_DIRNAME + ".old")
     shutil.rmtree(fresh, ignore_errors=True)
     shutil.rmtree(old, ignore_errors=True)
-    guard = open_or_create(case).lock("WRITELOCK")  # the lock Whoosh writers take
+    guard = _write_lock(case)
     if not try_for(guard.acquire, timeout=timeout, delay=0.1):
         raise IndexBusyError(
             f"the search index is being written by another workbench process and stayed "
@@ -506,7 +610,28 @@ _SEARCHERS_MAX = 4
 
 @contextlib.contextmanager
 def _searcher(case: Case) -> Iterator[Any]:
-    """The cached, refreshed searcher of the case's index, held under the cache lock."""
+    """The cached, refreshed searcher of the case's index, held under the cache lock.
+
+    Whoosh meeting damaged bytes while opening or searching (it raises many types, e.g.
+    "Block tag error") leaves as :class:`IndexDamagedError`, and the searcher is dropped.
+    """
+    key = str(index_dir(case))
+    with _SEARCHERS_LOCK:
+        try:
+            with _cached_searcher(case) as searcher:
+                yield searcher
+        except (WorkbenchError, GeneratorExit):
+            raise
+        except Exception as error:  # noqa: BLE001 - whatever Whoosh raises on bad bytes
+            stale = _SEARCHERS.pop(key, None)
+            if stale is not None:
+                with contextlib.suppress(Exception):
+                    stale[1].close()
+            raise IndexDamagedError(key, f"{type(error).__name__}: {error}") from error
+
+
+@contextlib.contextmanager
+def _cached_searcher(case: Case) -> Iterator[Any]:
     folder = index_dir(case)
     key = str(folder)
     with _SEARCHERS_LOCK:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from workbench import index, metadata, readers
-from workbench.errors import SourceError, WorkbenchError
+from workbench.errors import DiskFullError, SourceError, WorkbenchError
 from workbench.readers import PageJob, PageReadError
 from workbench.store import Case
 
@@ -178,6 +178,8 @@ def _sync_index(case: Case, report: IngestReport) -> None:
     """Feed committed pages to the search index; a busy index only delays that."""
     try:
         report.pages_indexed += index.sync(case)
+    except DiskFullError:
+        raise  # not a lagging index: the one disk-full line and exit status (7)
     except WorkbenchError as error:
         report.index_problem = (
             f"{error}; the pages are stored, run 'workbench index' to update the search index"

@@ -10,23 +10,40 @@ open the file in another SQLite tool.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
+import shutil
 import sqlite3
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from workbench.errors import CaseError, UsageError
+from workbench.errors import (
+    CaseError,
+    DamagedCaseError,
+    DiskFullError,
+    ReadOnlyCaseError,
+    UsageError,
+    WorkbenchError,
+    from_os_error,
+    read_only_message,
+)
 
 DATABASE_NAME = "workbench.sqlite"
 DEFAULT_PREFIX = "WB"
 DEFAULT_LANGUAGES = "eng"
 PAGE_ID_DIGITS = 6
 BUSY_TIMEOUT_MS = 30_000
+# A database up to this size gets PRAGMA quick_check each time it is opened (about
+# 0.5 ms per MB when cached: ~1.5 ms for a 700-page case, ~35 ms at this bound, about
+# 17,000 pages), so a damaged page is found before a command reads or writes near it.
+# Larger cases skip it; a damaged page met later still gives the same one line.
+QUICK_CHECK_MAX_BYTES = 64 * 1024 * 1024
 
 _PREFIX_RE = re.compile(r"^[A-Z][A-Z0-9_]{0,15}$")
 
@@ -257,17 +274,38 @@ class SourceRow:
 class Case:
     """An open case folder. Use :meth:`open` or :meth:`create`; close when done."""
 
-    def __init__(self, root: Path, connection: sqlite3.Connection) -> None:
+    def __init__(
+        self,
+        root: Path,
+        connection: sqlite3.Connection,
+        *,
+        read_only: bool = False,
+        scratch: Path | None = None,
+    ) -> None:
         self.root = root
         self.db = connection
+        # True when the case folder or database cannot be written (a read-only drive):
+        # reads work, every transaction is refused with one line.
+        self.read_only = read_only
+        self._scratch = scratch  # a private copy read instead of the case (see _connect_read_only)
 
     # ----- opening -------------------------------------------------------------------
 
     @classmethod
     def open(
-        cls, root: str | os.PathLike[str], *, create: bool = False, prefix: str | None = None
+        cls,
+        root: str | os.PathLike[str],
+        *,
+        create: bool = False,
+        prefix: str | None = None,
+        writable: bool = False,
     ) -> Case:
-        """Open the case at ``root``; with ``create`` make it first if it is missing."""
+        """Open the case at ``root``; with ``create`` make it first if it is missing.
+
+        A case on a read-only drive opens read-only (``read_only`` is True) unless
+        ``writable`` (or ``create``) asks for writing: then :class:`ReadOnlyCaseError`.
+        A database that is not SQLite, truncated or damaged gives :class:`DamagedCaseError`.
+        """
         root = Path(root)
         database = root / DATABASE_NAME
         if not database.exists():
@@ -279,14 +317,53 @@ class Case:
                 )
             if root.exists() and not root.is_dir():
                 raise CaseError(f"{root}: exists and is not a folder; choose another --case")
-            root.mkdir(parents=True, exist_ok=True)
-        case = cls(root, _connect(database))
-        case._migrate()
-        case._init_settings(prefix)
+            try:
+                root.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise translate_error(error, root) or CaseError(
+                    f"{root}: cannot create the case folder ({error.strerror})"
+                ) from None
+        read_only = _is_read_only(root, database)
+        if read_only and (writable or create):
+            raise ReadOnlyCaseError(read_only_message(str(root)))
+        _check_not_empty(database)
+        scratch = None
+        try:
+            if read_only:
+                connection, scratch = _connect_read_only(database)
+            else:
+                connection = _connect(database)
+        except sqlite3.Error as error:
+            raise translate_error(error, root) or CaseError(
+                f"{database}: cannot be opened ({error})"
+            ) from None
+        case = cls(root, connection, read_only=read_only, scratch=scratch)
+        try:
+            case._check_health(database)
+            case._migrate()
+            case._init_settings(prefix)
+        except BaseException as error:
+            case.close()
+            if isinstance(error, sqlite3.Error | OSError):
+                translated = translate_error(error, root)
+                if translated is not None:
+                    raise translated from None
+            raise
         return case
 
     def close(self) -> None:
         self.db.close()
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None
+
+    def _check_health(self, database: Path) -> None:
+        """PRAGMA quick_check on a database small enough to check in a few ms."""
+        if database.stat().st_size > QUICK_CHECK_MAX_BYTES:
+            return
+        problems = [row[0] for row in self.db.execute("PRAGMA quick_check(1)")]
+        if problems != ["ok"]:
+            raise _damaged(database, " ".join(problems))
 
     def __enter__(self) -> Case:
         return self
@@ -296,6 +373,14 @@ class Case:
 
     def _migrate(self) -> None:
         version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version == 0 and self.db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+            raise _damaged(self.root / DATABASE_NAME, "it holds another program's tables")
+        if version < SCHEMA_VERSION and self.read_only:
+            raise ReadOnlyCaseError(
+                f"{self.root}: the case was written by an older workbench and must be "
+                "upgraded, which needs a writable drive: copy the case to one (or remount "
+                "it read-write) and run the command again"
+            )
         if version > SCHEMA_VERSION:
             raise CaseError(
                 f"{self.root}: this case was written by a newer workbench "
@@ -330,15 +415,39 @@ class Case:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception (Ctrl-C included)."""
-        self.db.execute("BEGIN IMMEDIATE")
+        """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception (Ctrl-C included).
+
+        The store's write boundary: a full disk, a read-only drive or a damaged database
+        met here leaves as the typed error (see :func:`translate_error`), never as a raw
+        sqlite3 error; SQLite itself keeps the database consistent.
+        """
+        if self.read_only:
+            raise ReadOnlyCaseError(read_only_message(str(self.root)))
         try:
-            yield self.db
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        else:
-            self.db.execute("COMMIT")
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+            except BaseException:
+                self._rollback()
+                raise
+            try:
+                self.db.execute("COMMIT")
+            except BaseException:
+                self._rollback()
+                raise
+        except (sqlite3.Error, OSError) as error:
+            translated = translate_error(error, self.root)
+            if translated is None:
+                raise
+            raise translated from error
+
+    def _rollback(self) -> None:
+        """ROLLBACK unless SQLite already rolled back (it may on SQLITE_FULL or an I/O error)."""
+        if self.db.in_transaction:
+            # a failing ROLLBACK must not hide the error being reported (SQLite rolls an
+            # open transaction back when the connection closes anyway)
+            with contextlib.suppress(sqlite3.Error):
+                self.db.execute("ROLLBACK")
 
     def get_setting(self, key: str) -> str | None:
         row = self.db.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
@@ -680,6 +789,9 @@ class Case:
         with self.transaction():
             self.db.execute("DELETE FROM index_queue WHERE ticket <= ?", (ticket,))
 
+    def page_total(self) -> int:
+        return self.db.execute("SELECT count(*) FROM pages").fetchone()[0]
+
     def index_queue_length(self) -> int:
         return self.db.execute("SELECT count(*) FROM index_queue").fetchone()[0]
 
@@ -769,8 +881,132 @@ def _connect(database: Path) -> sqlite3.Connection:
         connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
     except sqlite3.DatabaseError as error:
-        raise CaseError(f"{database}: not a usable case database ({error})") from error
+        raise translate_error(error, database.parent) or CaseError(
+            f"{database}: not a usable case database ({error})"
+        ) from error
     return connection
+
+
+def _open_uri(uri: str) -> sqlite3.Connection:
+    connection = sqlite3.connect(
+        uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None
+    )
+    connection.row_factory = sqlite3.Row
+    try:
+        connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.Error:
+        connection.close()
+        raise
+    return connection
+
+
+def _connect_read_only(database: Path) -> tuple[sqlite3.Connection, Path | None]:
+    """A read-only connection to a case on a read-only drive; the scratch folder to delete.
+
+    Why three ways (see https://www.sqlite.org/wal.html, "Read-Only Databases"): a WAL
+    database opens read-only when its -wal and -shm files exist or can be created. On a
+    read-only drive they usually do not exist (the last writer folded them in), and
+    ``immutable=1`` reads the file as it is. If a writer died, the -wal holds its last
+    commits, which ``immutable=1`` would silently skip: with the -shm there too ``mode=ro``
+    reads both; without it, the database and its -wal are copied to a private temporary
+    folder and read there.
+    """
+    uri = database.resolve().as_uri()
+    try:
+        return _open_uri(uri + "?mode=ro"), None
+    except sqlite3.OperationalError as error:
+        if error.sqlite_errorcode & 0xFF != sqlite3.SQLITE_CANTOPEN:
+            raise
+    wal = database.with_name(database.name + "-wal")
+    if not (wal.exists() and wal.stat().st_size > 0):
+        return _open_uri(uri + "?immutable=1"), None
+    scratch = Path(tempfile.mkdtemp(prefix="workbench-readonly-"))
+    try:
+        copy = scratch / database.name
+        shutil.copyfile(database, copy)
+        shutil.copyfile(wal, copy.with_name(copy.name + "-wal"))
+        return _open_uri(copy.as_uri() + "?mode=ro"), scratch
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+
+
+def _is_read_only(root: Path, database: Path) -> bool:
+    """The case cannot be written: a read-only drive, or a folder or file we may not write
+    (WAL mode writes its -wal and -shm files beside the database)."""
+    if not os.access(root, os.W_OK):
+        return True
+    return database.exists() and not os.access(database, os.W_OK)
+
+
+def _check_not_empty(database: Path) -> None:
+    """An empty file is a valid, empty SQLite database: opening it would quietly make a
+    new, empty case where pages used to be."""
+    wal = database.with_name(database.name + "-wal")
+    if (
+        database.exists()
+        and database.stat().st_size == 0
+        and not (wal.exists() and wal.stat().st_size > 0)
+    ):
+        raise DamagedCaseError(
+            f"{database} is empty (0 bytes): if this case held pages, restore the file from "
+            "a backup of the case; if the case was only just created, delete the file and "
+            "run the command again"
+        )
+
+
+def _damaged(database: Path, detail: str) -> DamagedCaseError:
+    detail = " ".join(detail.split())  # one line, whatever SQLite reported
+    return DamagedCaseError(
+        f"{database} is not a usable case database: damaged, or not a workbench database "
+        f"({detail}); restore it from a backup of the case (the search index is rebuilt "
+        "from it by itself)"
+    )
+
+
+def translate_error(error: BaseException, root: str | os.PathLike[str]) -> WorkbenchError | None:
+    """The typed error for a fault of the drive or the database file; None for anything else.
+
+    The one mapping from sqlite3 errors and OSError (ENOSPC, EROFS) to the errors the
+    faces show, used at the store's boundary (opening, transactions) and by the CLI's
+    error handler for a database error met in a plain read.
+    """
+    root = Path(root)
+    database = root / DATABASE_NAME
+    if isinstance(error, OSError):
+        return from_os_error(error, str(root))
+    if not isinstance(error, sqlite3.Error):
+        return None
+    code = (getattr(error, "sqlite_errorcode", None) or 0) & 0xFF
+    if code == sqlite3.SQLITE_FULL:
+        return DiskFullError(str(root))
+    if code == sqlite3.SQLITE_READONLY:
+        return ReadOnlyCaseError(read_only_message(str(root)))
+    if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+        return _damaged(database, str(error))
+    if code == sqlite3.SQLITE_IOERR:
+        if _drive_full(root):
+            return DiskFullError(str(root))
+        return CaseError(
+            f"{database}: the drive could not be read or written ({error}); check the drive "
+            "(is it still connected?) and run the command again"
+        )
+    if code == sqlite3.SQLITE_CANTOPEN:
+        return CaseError(f"{database}: cannot be opened ({error}); check the drive and folder")
+    if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        return CaseError(
+            f"{root}: the case is busy (another workbench process is writing it); "
+            "try again when it finishes"
+        )
+    return None
+
+
+def _drive_full(root: Path) -> bool:
+    try:
+        return shutil.disk_usage(root).free < 64 * 1024
+    except OSError as error:
+        return error.errno == errno.ENOSPC
 
 
 def _split_sql(script: str) -> list[str]:

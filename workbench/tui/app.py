@@ -201,6 +201,20 @@ class WorkbenchApp(App[None]):
         except WorkbenchError:
             self.ask_reviewer()
         self.update_status()
+        self.check_index()
+
+    @work(thread=True, exclusive=True, group="index-check")
+    def check_index(self) -> None:
+        """A missing or damaged search index is rebuilt from the case when the app opens
+        (off the UI thread); the reviewer is told in a notification."""
+        try:
+            with Case.open(self.case_dir) as case:
+                notice = index.check(case)
+        except WorkbenchError as error:
+            self.call_from_thread(self.notify, error.message, severity="warning")
+            return
+        if notice:
+            self.call_from_thread(self.notify, notice, severity="warning", timeout=8)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """While a dialog is open none of our keys act (quit aside): no mark may land on a
