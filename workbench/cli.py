@@ -658,7 +658,7 @@ def check_command(state: _State, only: str | None, list_checks: bool, as_json: b
         for name in checks.names():
             click.echo(f"{name:<20} {checks.get(name).summary}")
         return
-    with state.open_case() as case:
+    with state.open_case(write=True) as case:
         report = findings.run_checks(case, only.split(",") if only else None)
         _sync_quietly(case)
     for record in report.produced:
@@ -709,7 +709,7 @@ def finding_dismiss(state: _State, finding_id: str, note: str, reviewer: str | N
     """Dismiss a finding; the dismissal is an event in the hash-chained review log."""
     from workbench import findings
 
-    with state.open_case() as case:
+    with state.open_case(write=True) as case:
         who = review.resolve_reviewer(case, reviewer)
         record = findings.dismiss(case, finding_id, note=note, reviewer=who)
         _sync_quietly(case)
