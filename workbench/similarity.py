@@ -9,8 +9,9 @@ Why it is shaped this way:
   little or no text. Only candidates are compared exactly.
 - A candidate pair is the same page when the normalised texts are 80% alike character
   by character (rapidfuzz's Indel ratio: OCR noise costs a few characters; a different
-  cable on the same template stays below 70% on the fixture troves), or when the two
-  images are within 12 of 256 hash bits (a photo whose OCR text is noise).
+  cable on the same template stays below 70% on the fixture troves), or, when one of
+  them has too little text or text OCR was unsure of (mean confidence under 60), when
+  the two images are within 12 of 256 hash bits (a photo whose OCR text is noise).
 - Each page's signature (MinHash and image hash) is computed once and kept in
   ``page_signatures`` with the hash of what it was computed from; a re-OCR'd page gets
   a new one.
@@ -29,6 +30,7 @@ from workbench.store import Case
 NUM_PERM = 64
 SHINGLE = 2  # word pairs: an OCR error breaks two, so a noisy copy still shares most
 MIN_WORDS = 20  # fewer words than this: the text cannot tell two pages apart
+TRUSTED_OCR = 60  # OCR mean word confidence below which its text cannot decide
 LSH_THRESHOLD = 0.3  # Jaccard of word pairs for a candidate (low: candidates are checked)
 TEXT_THRESHOLD = 0.8  # character similarity of the normalised texts for "the same page"
 HASH_SIZE = 16  # 16 x 16 = 256-bit image hash
@@ -45,6 +47,15 @@ class Signature:
     source_id: int
     text_source: str
     words: int
+    confidence: float | None  # OCR's mean word confidence, None for a text layer
+
+    @property
+    def text_decides(self) -> bool:
+        """Enough text, read well enough, to say alone whether two pages are the same."""
+        if self.words < MIN_WORDS:
+            return False
+        return self.text_source != "ocr" or (self.confidence or 0) >= TRUSTED_OCR
+
     minhash: Any | None  # datasketch.LeanMinHash
     image_hash: int | None  # 256 bits
 
@@ -115,7 +126,8 @@ def signatures(case: Case, *, with_images: bool = True) -> list[Signature]:
     found: list[Signature] = []
     fresh: list[tuple[int, str, str | None, bytes | None]] = []
     for row in case.db.execute(
-        "SELECT p.id, p.page_id, p.source_id, p.text_source, p.text, p.page_sha256,"
+        "SELECT p.id, p.page_id, p.source_id, p.text_source, p.ocr_confidence, p.text,"
+        " p.page_sha256,"
         " p.page_number, s.path, s.kind FROM pages p JOIN sources s ON s.id = p.source_id"
         " ORDER BY p.id"
     ):
@@ -146,6 +158,7 @@ def signatures(case: Case, *, with_images: bool = True) -> list[Signature]:
                 source_id=row["source_id"],
                 text_source=row["text_source"],
                 words=words,
+                confidence=row["ocr_confidence"],
                 minhash=minhash,
                 image_hash=image_value,
             )
@@ -261,9 +274,15 @@ def _pairs(case: Case, found: list[Signature]) -> list[Pair]:
         similarity = None
         if first.words >= MIN_WORDS and second.words >= MIN_WORDS:
             similarity = fuzz.ratio(text(first), text(second)) / 100
-        if (similarity is not None and similarity >= TEXT_THRESHOLD) or (
-            distance is not None and distance <= IMAGE_SAME
-        ):
+        by_text = similarity is not None and similarity >= TEXT_THRESHOLD
+        # the image decides only where the text cannot: too little of it, or OCR unsure
+        # (pages of text look alike at 256 pixels; two well-read texts are compared)
+        by_image = (
+            distance is not None
+            and distance <= IMAGE_SAME
+            and not (first.text_decides and second.text_decides)
+        )
+        if by_text or by_image:
             pairs.append(Pair(first.page_id, second.page_id, similarity, distance))
     return sorted(pairs, key=lambda p: (p.first, p.second))
 

@@ -3,9 +3,10 @@
 A page inserted into a genuine document often gives itself away by how it was made
 rather than what it says: another paper size or orientation, fonts no other page uses,
 or (on scans) another scanner resolution or colour mode. For each document (pages a
-reviewer grouped) and each file (its pages not in a document), every page is compared
-with the others; a page is odd in a respect when all the other pages agree and it does
-not. Units of fewer than three pages are not judged: with two pages there is no "rest".
+reviewer grouped) and each file that holds one document (its pages not in a document;
+a file whose page markers start over holds several cables, which may rightly differ),
+every page is compared with the others; a page is odd in a respect when all the
+other pages agree and it does not. Units of fewer than three pages are not judged: with two pages there is no "rest".
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 from workbench import documents
 from workbench.checks.base import Check, Draft, Unit
+from workbench.checks.page_sequence import Marked, segments
 from workbench.store import Case
 
 MIN_PAGES = 3
@@ -111,9 +113,10 @@ class OddPage(Check):
     def units(self, case: Case) -> Iterator[Unit]:
         rows_by_id: dict[str, Any] = {}
         by_source: dict[str, list[dict[str, Any]]] = {}
+        markers: dict[str, list[Marked]] = {}
         for row in case.db.execute(
             "SELECT p.page_id, p.width_pt, p.height_pt, p.metadata, p.ocr_rotation, s.sha256,"
-            " r.document_id"
+            " p.marker_number, p.marker_total, p.text_source, r.document_id"
             " FROM pages p JOIN sources s ON s.id = p.source_id"
             " LEFT JOIN page_review r ON r.page_row = p.id ORDER BY p.id"
         ):
@@ -121,8 +124,14 @@ class OddPage(Check):
                 rows_by_id[row["page_id"]] = row
                 continue
             by_source.setdefault(row["sha256"], []).append(_page_features(row))
+            if row["marker_number"] is not None:
+                markers.setdefault(row["sha256"], []).append(
+                    Marked(row["page_id"], row["marker_number"], row["marker_total"], "")
+                )
         for sha256, pages in by_source.items():
-            if len(pages) >= MIN_PAGES:
+            # a file that holds several cables (its markers start over) is no one
+            # document: its pages may rightly differ; grouped into documents they are judged
+            if len(pages) >= MIN_PAGES and len(segments(markers.get(sha256, []))) <= 1:
                 yield Unit(f"source:{sha256}", {"sha256": sha256, "pages": pages})
         if not rows_by_id:
             return
