@@ -6,7 +6,8 @@ or (on scans) another scanner resolution or colour mode. For each document (page
 reviewer grouped) and each file that holds one document (its pages not in a document;
 a file whose page markers start over holds several cables, which may rightly differ),
 every page is compared with the others; a page is odd in a respect when all the
-other pages agree and it does not. Units of fewer than three pages are not judged: with two pages there is no "rest".
+other pages agree and it does not. Units of fewer than three pages are not judged:
+with two pages there is no "rest".
 """
 
 from __future__ import annotations
