@@ -159,6 +159,11 @@ def init(state: _State, prefix: str | None) -> None:
 )
 @click.option("--prefix", default=None, help="Page id prefix when this creates the case.")
 @click.option("--quiet", is_flag=True, help="No progress bar and no summary.")
+@click.option(
+    "--no-check",
+    is_flag=True,
+    help="Do not run the checks (findings) after the ingest; 'workbench check' runs them.",
+)
 @click.pass_obj
 def ingest_command(
     state: _State,
@@ -168,6 +173,7 @@ def ingest_command(
     passwords: tuple[str, ...],
     prefix: str | None,
     quiet: bool,
+    no_check: bool,
 ) -> None:
     """Add PDFs, images and folders (recursively) to the case.
 
@@ -182,8 +188,11 @@ def ingest_command(
         report = ingest(
             case, list(paths), lang=lang, jobs=jobs, passwords=passwords, observer=progress
         )
+        checked = None if no_check else _run_checks_after_ingest(case)
     if not quiet:
         click.echo(_summary(report))
+        if checked:
+            click.echo(checked)
     if report.index_problem:
         click.echo(f"warning: search index: {report.index_problem}", err=True)
     if report.failures:
@@ -777,6 +786,25 @@ def revisions_command(state: _State, spec: str, extract_dir: str | None, as_json
                 click.echo(f"  {key}: {old!r} -> {new!r}")
     for target in written:
         click.echo(f"wrote {target}", err=True)
+
+
+def _run_checks_after_ingest(case: Case) -> str | None:
+    """The checks on what the ingest added; the pages are stored whatever happens here."""
+    from workbench import findings
+
+    try:
+        report = findings.run_checks(case)
+    except WorkbenchError as error:
+        click.echo(f"warning: the checks did not run ({error}); run 'workbench check'", err=True)
+        return None
+    _sync_quietly(case)
+    if not report.produced:
+        return None
+    counts = {}
+    for record in report.produced:
+        counts[record["severity"]] = counts.get(record["severity"], 0) + 1
+    said = ", ".join(f"{counts[s]} {s}" for s in ("alert", "warn", "info") if s in counts)
+    return f"checks: {len(report.produced)} new finding(s) ({said}); see 'workbench findings'"
 
 
 def _finding_line(record: dict[str, Any]) -> str:
