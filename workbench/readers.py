@@ -407,7 +407,7 @@ def _decode_frame(path: str, page_index: int) -> tuple[Image.Image, Any, str | N
                 damage = str(error) or type(error).__name__
                 continue
         if damage is not None:
-            damage = f"damaged image: only part of it could be decoded ({damage})"
+            damage = printable(f"damaged image: only part of it could be decoded ({damage})")
         return frame, dpi, damage
     raise AssertionError("unreachable")
 
