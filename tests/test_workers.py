@@ -153,3 +153,38 @@ def test_a_file_error_raised_in_a_worker_reaches_the_main_process():
 
     error = pickle.loads(pickle.dumps(SourceError("/x.pdf", "encrypted")))
     assert (error.path, error.reason, str(error)) == ("/x.pdf", "encrypted", "/x.pdf: encrypted")
+
+
+def test_a_job_submitted_after_a_crash_is_not_lost(tmp_path, monkeypatch):
+    """A worker can die between two looks at the pool: the next submit finds the pool
+    broken. That job is re-run, not lost, and the ingest does not stop there."""
+    import time
+
+    from workbench import pipeline, readers
+
+    bad = make_pdf(tmp_path / "b-bad.pdf", 1, "bravo")
+    good = make_pdf(tmp_path / "a.pdf", 1, "alpha")
+    monkeypatch.setenv("WORKBENCH_TEST_CRASH_ON", "b-bad")
+    workers = pipeline._Workers(1)
+    try:
+        args = (str(bad), "pdf", ())
+        workers.submit(pipeline._Task((0, "open"), str(bad), "open", readers.open_for_ingest, args))
+        for _ in range(600):  # the crash breaks the pool (no wait() has looked yet)
+            if workers._pool._broken:
+                break
+            time.sleep(0.05)
+        assert workers._pool._broken
+        args = (str(good), "pdf", ())
+        workers.submit(
+            pipeline._Task((1, "open"), str(good), "open", readers.open_for_ingest, args)
+        )
+        outcomes = {}
+        for _ in range(600):
+            for task, result, error in workers.wait():
+                outcomes[task.key[0]] = (result, error)
+            if workers.idle():
+                break
+    finally:
+        workers.close(kill=True)
+    assert isinstance(outcomes[0][1], pipeline._WorkerCrashed)
+    assert outcomes[1] == ({"page_count": 1, "password": None, "warnings": []}, None)

@@ -712,7 +712,13 @@ class _Workers:
 
     def submit(self, task: _Task) -> None:
         task_id = next(self._ids)
-        future = self._pool.submit(_worker_call, task_id, task.path, task.step, task.fn, task.args)
+        try:
+            future = self._pool.submit(
+                _worker_call, task_id, task.path, task.step, task.fn, task.args
+            )
+        except BrokenProcessPool as error:  # a worker died since the last wait(): the
+            future = Future()  # job is lost with the others and handled there
+            future.set_exception(error)
         self._in_flight[future] = (task_id, task)
 
     def wait(self) -> list[tuple[_Task, Any, BaseException | None]]:
