@@ -193,3 +193,26 @@ def test_an_index_feeder_failure_is_reported(tmp_path, monkeypatch):
     assert report.files_ingested == 3
     assert report.index_problem is not None
     assert "No space left on device" in report.index_problem
+
+
+@needs_eng
+def test_the_job_time_limit_allows_for_ocr(tmp_path):
+    """The per-job limit (here 1 s) bounds MuPDF/Pillow; a page in OCR has Tesseract's
+    own, longer limit. Every Tesseract run here takes over 1 s."""
+    real = shutil.which("tesseract")
+    assert real
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    slow = bin_dir / "tesseract"
+    slow.write_text(f'#!/bin/sh\ncase "$1" in -*) ;; *) sleep 1.5 ;; esac\nexec {real} "$@"\n')
+    slow.chmod(slow.stat().st_mode | stat.S_IXUSR)
+    scan = tmp_path / "scan.png"
+    text_image("SLOW READING").save(scan, dpi=(300, 300))
+    env = {
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+        "WORKBENCH_PAGE_TIMEOUT": "1",
+    }
+    result = run_cli(tmp_path / "case", "ingest", str(scan), "--lang", "eng", env=env)
+    assert result.returncode == 0, result.stderr
+    [(_, _, source, text, error)] = page_rows(tmp_path / "case")
+    assert source == "ocr" and "SLOW" in text and error is None
