@@ -116,9 +116,9 @@ def test_a_worker_that_crashes_fails_only_its_file(tmp_path, batch, where, reaso
 )
 def test_a_hung_worker_is_stopped_and_fails_only_its_file(tmp_path, batch, where, step):
     case_dir = tmp_path / "case"
-    env = {"WORKBENCH_TEST_HANG_ON": "b-bad" + where, "WORKBENCH_PAGE_TIMEOUT": "2"}
+    env = {"WORKBENCH_TEST_HANG_ON": "b-bad" + where, "WORKBENCH_PAGE_TIMEOUT": "4"}
     result = run_ingest(case_dir, batch, env=env)
-    reason = f"the PDF/image engine took longer than 2 s {step} and was stopped; {ENGINE_CRASHED}"
+    reason = f"the PDF/image engine took longer than 4 s {step} and was stopped; {ENGINE_CRASHED}"
     assert_only_the_bad_file_failed(case_dir, batch, result, reason)
 
 
