@@ -160,6 +160,7 @@ def ingest(
             case.set_setting("languages", lang)
     jobs = max(1, jobs or os.cpu_count() or 1)
     password_list = tuple(passwords)
+    limit = job_time_limit()  # a bad WORKBENCH_PAGE_TIMEOUT is a usage error before any work
 
     files, missing = readers.expand_paths(list(paths))
     report.files_seen = len(files) + len(missing)
@@ -171,7 +172,7 @@ def ingest(
     if not prepared:
         observer.started(0, 0)
     else:
-        workers = _Workers(jobs)
+        workers = _Workers(jobs, limit)
         finished = False
         try:
             _open_all(prepared, password_list, workers)
@@ -679,9 +680,9 @@ class _Workers:
     is recreated; the other jobs in flight are submitted again.
     """
 
-    def __init__(self, jobs: int) -> None:
+    def __init__(self, jobs: int, limit: float | None = None) -> None:
         self.jobs = jobs
-        self.limit = job_time_limit()
+        self.limit = job_time_limit() if limit is None else limit
         self._context = multiprocessing.get_context("spawn")
         self._ids = itertools.count()
         self._in_flight: dict[Future[dict[str, Any]], tuple[int, _Task]] = {}
