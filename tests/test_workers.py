@@ -188,3 +188,23 @@ def test_a_job_submitted_after_a_crash_is_not_lost(tmp_path, monkeypatch):
         workers.close(kill=True)
     assert isinstance(outcomes[0][1], pipeline._WorkerCrashed)
     assert outcomes[1] == ({"page_count": 1, "password": None, "warnings": []}, None)
+
+
+def test_a_warning_repeated_on_many_pages_is_one_line_naming_them():
+    from workbench.pipeline import IngestObserver, IngestReport, _report_pages
+
+    lines = []
+
+    class Lines(IngestObserver):
+        def page_warning(self, path: str, message: str) -> None:
+            lines.append(message)
+
+    font = "MuPDF: broken font"
+    pages = [
+        {"page_number": n, "warnings": [font] if n != 5 else ["MuPDF: other"]}
+        for n in (1, 2, 3, 4, 5, 7)
+    ]
+    report = IngestReport()
+    _report_pages("/x.pdf", pages, report, Lines())
+    assert lines == [f"pages 1-4, 7: {font}", "page 5: MuPDF: other"]
+    assert len(report.page_warnings) == 6  # the case and the summary count every page

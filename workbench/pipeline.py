@@ -540,10 +540,8 @@ def _commit(
             case.add_page(source_id, _stored_page(page))
     report.files_ingested += 1
     report.pages_added += len(pages)
-    for page in pages:
-        if page["text_source"] == "ocr":
-            report.pages_ocr += 1
-        _report_page(item.path, page, report, observer)
+    report.pages_ocr += sum(1 for page in pages if page["text_source"] == "ocr")
+    _report_pages(item.path, pages, report, observer)
     observer.file_done(item.path, len(pages))
 
 
@@ -555,25 +553,44 @@ def _commit_retry(
     with case.transaction():
         for page_index, row_id in sorted(item.retry_rows.items()):
             case.replace_page_text(row_id, _stored_page(item.results[page_index]))
-    for page_index in sorted(item.retry_rows):
-        page = item.results[page_index]
+    pages = [item.results[page_index] for page_index in sorted(item.retry_rows)]
+    for page in pages:
         if not page.get("error"):
             report.pages_reread += 1
             if page["text_source"] == "ocr":
                 report.pages_ocr += 1
-        _report_page(item.path, page, report, observer)
+    _report_pages(item.path, pages, report, observer)
 
 
-def _report_page(
-    path: str, page: dict[str, Any], report: IngestReport, observer: IngestObserver
+def _report_pages(
+    path: str, pages: list[dict[str, Any]], report: IngestReport, observer: IngestObserver
 ) -> None:
-    prefix = f"page {page['page_number']}: "
-    if page.get("error"):
-        report.page_errors.append((path, prefix + page["error"]))
-        observer.page_error(path, prefix + page["error"])
-    for warning in page.get("warnings", ()):
-        report.page_warnings.append((path, prefix + warning))
-        observer.page_warning(path, prefix + warning)
+    """One error line per page OCR failed on; one warning line per distinct warning of
+    the file, naming its pages (a broken font warns the same on every page)."""
+    grouped: dict[str, list[int]] = {}
+    for page in pages:
+        number = page["page_number"]
+        if page.get("error"):
+            message = f"page {number}: {page['error']}"
+            report.page_errors.append((path, message))
+            observer.page_error(path, message)
+        for warning in page.get("warnings", ()):
+            report.page_warnings.append((path, f"page {number}: {warning}"))
+            grouped.setdefault(warning, []).append(number)
+    for warning, numbers in grouped.items():
+        observer.page_warning(path, f"{_page_list(numbers)}: {warning}")
+
+
+def _page_list(numbers: list[int]) -> str:
+    """'page 3' or 'pages 1-4, 7'."""
+    spans: list[list[int]] = []
+    for number in sorted(set(numbers)):
+        if spans and number == spans[-1][1] + 1:
+            spans[-1][1] = number
+        else:
+            spans.append([number, number])
+    text = ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
+    return ("page " if len(numbers) == 1 else "pages ") + text
 
 
 def _stat_signature(path: str) -> tuple[int, int] | None:
