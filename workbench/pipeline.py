@@ -554,11 +554,7 @@ def _commit_retry(
         for page_index, row_id in sorted(item.retry_rows.items()):
             case.replace_page_text(row_id, _stored_page(item.results[page_index]))
     pages = [item.results[page_index] for page_index in sorted(item.retry_rows)]
-    for page in pages:
-        if not page.get("error"):
-            report.pages_reread += 1
-            if page["text_source"] == "ocr":
-                report.pages_ocr += 1
+    report.pages_reread += sum(1 for page in pages if not page.get("error"))
     _report_pages(item.path, pages, report, observer)
 
 
