@@ -1,9 +1,10 @@
 """The command line: parses arguments, calls the core, prints. Nothing else lives here.
 
 Exit status: 0 success; 1 unexpected internal error; 2 bad usage or unusable case
-(read-only, damaged); 3 ingest finished but some files failed (each named on stderr);
-4 OCR engine problem; 7 the disk is full; 130 interrupted (Ctrl-C): run the same
-command again to resume.
+(read-only, damaged); 3 ingest finished but some files failed or some pages could not
+be OCR'd (each named on stderr); 4 OCR engine problem (Tesseract or a language pack
+missing); 7 the disk is full; 130 interrupted (Ctrl-C): run the same command again to
+resume.
 """
 
 from __future__ import annotations
@@ -180,7 +181,9 @@ def ingest_command(
     Files are recognised by content. A file already in the case is skipped; the same
     content under another path is recorded as a duplicate. Interrupted runs resume
     where they stopped when run again. Each file that cannot be ingested gets one
-    line 'error: PATH: reason' on stderr, and the exit status is then 3.
+    line 'error: PATH: reason' on stderr, and so does each page OCR failed on (kept
+    without text; the same command run again reads it again); the exit status is then
+    3. Damaged data and the libraries' warnings get 'warning: PATH: ...' lines.
     """
     with state.open_case(create=True, prefix=prefix, write=True) as case:
         _check_index(case)
@@ -195,7 +198,7 @@ def ingest_command(
             click.echo(checked)
     if report.index_problem:
         click.echo(f"warning: search index: {report.index_problem}", err=True)
-    if report.failures:
+    if report.failures or report.page_errors:
         sys.exit(EXIT_SOME_FILES_FAILED)
 
 
@@ -882,8 +885,15 @@ def _summary(report: IngestReport) -> str:
         parts.append(f"{report.files_duplicate} duplicate(s)")
     if report.failures:
         parts.append(f"{len(report.failures)} failed")
+    if report.pages_reread:
+        parts.append(f"{report.pages_reread} page(s) read again")
     if report.page_errors:
-        parts.append(f"{len(report.page_errors)} page warning(s)")
+        parts.append(
+            f"{len(report.page_errors)} page(s) not read (OCR failed; "
+            "run the same command again to retry them)"
+        )
+    if report.page_warnings:
+        parts.append(f"{len(report.page_warnings)} page warning(s)")
     return "; ".join(parts)
 
 
@@ -911,6 +921,10 @@ class _Progress(IngestObserver):
     def file_failed(self, path: str, reason: str) -> None:
         self._clear()
         click.echo(f"error: {path}: {reason}", err=True)
+
+    def page_error(self, path: str, message: str) -> None:
+        self._clear()
+        click.echo(f"error: {path}: {message}", err=True)
 
     def page_warning(self, path: str, message: str) -> None:
         self._clear()

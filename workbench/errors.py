@@ -44,6 +44,10 @@ class SourceError(WorkbenchError):
         self.path = path
         self.reason = reason
 
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:
+        # raised in worker processes: it must survive the trip back to the main process
+        return (type(self), (self.path, self.reason))
+
 
 class OcrError(WorkbenchError):
     """Tesseract is missing, lacks a language, or failed on a page."""

@@ -1,28 +1,38 @@
 """Reading input files: what kind a file is (by content), opening it safely, one page at a time.
 
-Everything here runs both in the main process (to identify and open a file) and in the
-OCR worker processes (to analyse one page), so the per-page work item is a small
-picklable :class:`PageJob` and each worker opens files itself.
+During an ingest the main process only hashes a file and sniffs its first bytes
+(:func:`identify`); everything that parses untrusted bytes with MuPDF or Pillow (opening,
+counting pages, metadata, pages) runs in the worker processes (:func:`open_for_ingest`,
+:func:`read_file_metadata`, :func:`analyse_page`), so a crash there costs one file. The
+work items are small and picklable and each worker opens files itself.
+
+The libraries' own warnings (Python ``warnings``, MuPDF's warning buffer, PyMuPDF's
+messages, which go to stdout by default) are collected per job and returned as the job's
+``warnings``: the ingest reports them as ``warning: PATH: ...`` lines and stores them with
+the page, instead of letting them reach the terminal unformatted.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import os
 import re
 import threading
 import unicodedata
-from collections import OrderedDict
+import warnings
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pymupdf
-from PIL import Image, ImageOps
+from PIL import Image, ImageFile, ImageOps
 
 from workbench import metadata
-from workbench.errors import CustodyError, SourceError
+from workbench.errors import CustodyError, OcrError, SourceError
 
 # Pages are OCR'd at 300 dpi, but never at more than this many pixels: a poster-size page
 # at 300 dpi would be gigapixels. 36 Mpx is an A2 sheet at 300 dpi. Every render of a PDF
@@ -46,9 +56,88 @@ SCAN_IMAGE_COVERAGE = 0.5
 # A text layer with this share of unmapped or private-use glyphs is unusable.
 MAX_GARBAGE_SHARE = 0.10
 
+# Time Tesseract may take on one page (all its runs together); past it the page is an
+# OCR error, retried by the next run. The ingest's per-job time limit allows for it.
+OCR_TIMEOUT = 600.0
+# Library warnings kept per page: distinct messages, each cut to this length.
+MAX_WARNINGS = 5
+MAX_WARNING_CHARS = 300
+
 Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
 pymupdf.TOOLS.mupdf_display_errors(False)
 pymupdf.TOOLS.mupdf_display_warnings(False)
+
+
+class _MessageSink:
+    """Where PyMuPDF's own messages go (by default it prints them to stdout)."""
+
+    def __init__(self) -> None:
+        self.lines: deque[str] = deque(maxlen=50)
+
+    def write(self, text: str) -> None:
+        text = text.strip()
+        if text:
+            self.lines.append(text)
+
+    def flush(self) -> None:
+        pass
+
+
+_pymupdf_messages = _MessageSink()
+pymupdf.set_messages(stream=_pymupdf_messages)
+
+# Set in worker processes: told when a page job starts OCR, so the ingest's time limit
+# for the job allows for Tesseract's own (OCR_TIMEOUT).
+phase_hook: Callable[[str], None] | None = None
+
+
+@contextlib.contextmanager
+def library_warnings(into: list[str]) -> Iterator[None]:
+    """Collect what MuPDF, PyMuPDF and Pillow warn about during the block into ``into``."""
+    pymupdf.TOOLS.mupdf_warnings(reset=True)
+    _pymupdf_messages.lines.clear()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield
+        finally:
+            found: list[str] = []
+            for item in caught:
+                origin = item.filename.replace(os.sep, "/")
+                library = "Pillow" if "/PIL/" in origin else item.category.__name__
+                found.append(f"{library}: {item.message}")
+            mupdf = pymupdf.TOOLS.mupdf_warnings(reset=True) or ""
+            lines = [line.strip() for line in mupdf.splitlines() if line.strip()]
+            lines += list(_pymupdf_messages.lines)
+            _pymupdf_messages.lines.clear()
+            if lines:
+                found.append("MuPDF: " + "; ".join(dict.fromkeys(lines)))
+            for message in dict.fromkeys(found):
+                if len(into) >= MAX_WARNINGS:
+                    break
+                message = re.sub(r"\s+", " ", printable(message)).strip()
+                if len(message) > MAX_WARNING_CHARS:
+                    message = message[: MAX_WARNING_CHARS - 1] + "…"
+                into.append(message)
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """A message from a library or a file made safe to print and store: no control
+    characters (a hostile file could put terminal escapes in a name MuPDF repeats) and
+    no lone surrogates (they cannot be written as UTF-8)."""
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return _CONTROL.sub("?", text)
+
+
+def _forget_library_warnings() -> None:
+    """Drop what was warned so far in this job (e.g. the repair of a file on opening,
+    which the open job already reported once)."""
+    pymupdf.TOOLS.mupdf_warnings(reset=True)
+    _pymupdf_messages.lines.clear()
+
 
 _IMAGE_MAGIC = (
     (b"\x89PNG\r\n\x1a\n", "png"),
@@ -193,9 +282,45 @@ def _check_frame_size(path: str, image: Image.Image, frame: int, frames: int) ->
         raise SourceError(path, f"{which} no pixels" if frames > 1 else "the image has no pixels")
 
 
+def open_for_ingest(path: str, kind: str, passwords: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Worker job: open a file, find the password that opens it, count its pages.
+
+    Returns ``page_count``, ``password`` (the one that worked, or None) and ``warnings``;
+    raises SourceError when the file cannot be ingested.
+    """
+    found: list[str] = []
+    used: str | None = None
+    with library_warnings(found):
+        if kind == "pdf":
+            doc, used = open_pdf(path, passwords)
+            try:
+                count = doc.page_count
+            finally:
+                doc.close()
+        else:
+            with open_image(path) as image:
+                count = getattr(image, "n_frames", 1)
+    return {"page_count": count, "password": used, "warnings": found}
+
+
+def read_file_metadata(path: str, kind: str, password: str | None) -> dict[str, Any]:
+    """Worker job: the file-level metadata (PDF info and XMP, or image size and EXIF)."""
+    found: list[str] = []
+    with library_warnings(found):
+        if kind == "pdf":
+            doc = _cached_pdf(path, password)
+            _forget_library_warnings()
+            result = metadata.pdf_file_metadata(doc)
+        else:
+            with open_image(path) as image:
+                _forget_library_warnings()
+                result = metadata.image_file_metadata(image)
+    return {"metadata": result, "warnings": found}
+
+
 def _mupdf_reason(error: Exception) -> str:
     """MuPDF's message without the file name it repeats, on one short line."""
-    text = str(error).strip() or type(error).__name__
+    text = printable(str(error)).strip() or type(error).__name__
     text = re.sub(r"\s+", " ", text)
     text = re.sub(r"^code=\d+: ", "", text)
     text = re.sub(r"Failed to open file '.*' as type pdf\.?", "MuPDF cannot parse it", text)
@@ -227,9 +352,17 @@ class PageReadError(Exception):
 
 
 def analyse_page(job: PageJob) -> dict[str, Any]:
-    """Text, provenance, fingerprint, metadata, dates and marker of one page."""
+    """Text, provenance, fingerprint, metadata, dates and marker of one page.
+
+    ``error`` is set when OCR failed on the page (the page is kept, without text, and
+    the next ingest retries it); ``warnings`` lists what the libraries warned about
+    (damaged data, repairs), for the reviewer.
+    """
     analyse = _analyse_pdf_page if job.kind == "pdf" else _analyse_image_page
-    page_result = analyse(job)
+    found: list[str] = []
+    with library_warnings(found):
+        page_result = analyse(job)
+    page_result["warnings"] = page_result.get("warnings", []) + found
     page_result["page_number"] = job.page_index + 1
     page_result.update(metadata.text_facts(page_result["text"]))
     return page_result
@@ -238,6 +371,7 @@ def analyse_page(job: PageJob) -> dict[str, Any]:
 def _analyse_pdf_page(job: PageJob) -> dict[str, Any]:
     try:
         doc = _cached_pdf(job.path, job.password)
+        _forget_library_warnings()
         page = doc.load_page(job.page_index)
         page_meta = metadata.pdf_page_metadata(page)
         layer_text = page.get_text("text")
@@ -270,16 +404,52 @@ def _analyse_pdf_page(job: PageJob) -> dict[str, Any]:
     return result
 
 
+@contextlib.contextmanager
+def _damaged_data_allowed() -> Iterator[None]:
+    """Let Pillow keep what decodes of a truncated or damaged image (only for our open:
+    the flag is global, and worker processes run one job at a time)."""
+    before = ImageFile.LOAD_TRUNCATED_IMAGES
+    ImageFile.LOAD_TRUNCATED_IMAGES = True
+    try:
+        yield
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = before
+
+
+def _decode_frame(path: str, page_index: int) -> tuple[Image.Image, Any, str | None]:
+    """The frame's pixels, the image's dpi, and what was damaged when only part decodes.
+
+    A scan truncated in transfer or with a damaged stretch is decoded as far as it goes
+    (as MuPDF recovers a damaged PDF); the page then says so.
+    """
+    damage: str | None = None
+    for tolerant in (False, True):
+        with (
+            open_image(path) as image,
+            _damaged_data_allowed() if tolerant else contextlib.nullcontext(),
+        ):
+            image.seek(page_index)
+            dpi = image.info.get("dpi") or (OCR_DPI, OCR_DPI)
+            try:
+                frame = ImageOps.exif_transpose(image) if page_index == 0 else image.copy()
+                frame.load()
+            except (OSError, SyntaxError, ValueError, EOFError) as error:
+                if tolerant:
+                    raise OSError(damage or str(error)) from None
+                damage = str(error) or type(error).__name__
+                continue
+        if damage is not None:
+            damage = printable(f"damaged image: only part of it could be decoded ({damage})")
+        return frame, dpi, damage
+    raise AssertionError("unreachable")
+
+
 def _analyse_image_page(job: PageJob) -> dict[str, Any]:
     try:
-        with open_image(job.path) as image:
-            image.seek(job.page_index)
-            frame = ImageOps.exif_transpose(image) if job.page_index == 0 else image.copy()
-            frame.load()
-            fingerprint = _pixel_digest(frame)
-            dpi = image.info.get("dpi") or (OCR_DPI, OCR_DPI)
-            gray = frame.convert("L")
-            gray.info.clear()  # TIFF compression settings must not follow the pixels
+        frame, dpi, damage = _decode_frame(job.path, job.page_index)
+        fingerprint = _pixel_digest(frame)
+        gray = frame.convert("L")
+        gray.info.clear()  # TIFF compression settings must not follow the pixels
     except SourceError:
         raise
     except Exception as error:  # Pillow: truncated data, bad frame, ...
@@ -299,6 +469,7 @@ def _analyse_image_page(job: PageJob) -> dict[str, Any]:
             "mode": frame.mode,
             "dpi": [dpi_x, dpi_y],
         },
+        "warnings": [damage] if damage else [],
     }
     result.update(_ocr(_to_ocr_resolution(gray, min(dpi_x, dpi_y)), job.lang))
     return result
@@ -320,10 +491,12 @@ def _pixel_digest(frame: Image.Image) -> str:
 def _ocr(image: Image.Image, lang: str) -> dict[str, Any]:
     from workbench import ocr  # imported here: the main process never needs Tesseract
 
+    if phase_hook is not None:
+        phase_hook("ocr")
     try:
-        found = ocr.recognize(image, lang)
-    except Exception as error:  # OcrError or anything Tesseract threw: the page is kept
-        return {"text": "", "text_source": "none", "error": f"OCR failed: {error}"}
+        found = ocr.recognize(image, lang, timeout=OCR_TIMEOUT)
+    except OcrError as error:  # the page is kept without text; the next ingest retries it
+        return {"text": "", "text_source": "none", "error": f"{OCR_FAILED}{error}"}
     text = _clean_text(found.text)
     return {
         "text": text,
@@ -335,6 +508,9 @@ def _ocr(image: Image.Image, lang: str) -> dict[str, Any]:
         "ocr_skew": round(found.skew, 2),
         "orientation_method": found.orientation_method,
     }
+
+
+OCR_FAILED = "OCR failed: "  # how a page's error starts when its OCR is to be retried
 
 
 def text_layer_usable(text: str, image_coverage: float) -> bool:
