@@ -127,8 +127,9 @@ def signatures(case: Case, *, with_images: bool = True) -> list[Signature]:
     fresh: list[tuple[int, str, str | None, bytes | None]] = []
     for row in case.db.execute(
         "SELECT p.id, p.page_id, p.source_id, p.text_source, p.ocr_confidence, p.text,"
-        " p.page_sha256,"
-        " p.page_number, s.path, s.kind FROM pages p JOIN sources s ON s.id = p.source_id"
+        " p.page_sha256, json_extract(p.metadata, '$.image_hash') AS ingested_image_hash,"
+        " p.page_number, s.path, s.kind, s.sha256 AS source_sha256"
+        " FROM pages p JOIN sources s ON s.id = p.source_id"
         " ORDER BY p.id"
     ):
         basis = _basis(row)
@@ -141,7 +142,10 @@ def signatures(case: Case, *, with_images: bool = True) -> list[Signature]:
         else:
             grams = shingles(row["text"]) if words >= MIN_WORDS else set()
             minhash = _minhash(grams) if grams else None
-            image_value = _page_image_hash(row) if with_images else None
+            if row["ingested_image_hash"]:  # computed at ingest, in the worker
+                image_value = int(row["ingested_image_hash"], 16)
+            else:  # a page ingested before: drawn again from its (custody-checked) file
+                image_value = _page_image_hash(row) if with_images else None
             fresh.append(
                 (
                     row["id"],
@@ -189,6 +193,7 @@ def _page_image_hash(row: Any) -> int | None:
     from workbench.errors import WorkbenchError
 
     try:
+        readers.check_custody(row["path"], row["source_sha256"])
         image = readers.render_page_image(
             row["path"], row["kind"] or "pdf", row["page_number"], max_side=IMAGE_SIDE
         )
