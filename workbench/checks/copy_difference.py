@@ -5,7 +5,8 @@ recipient to find who leaked it (which could expose the source if published). Fo
 pair of near-duplicate pages (workbench.similarity) the texts are aligned word by word
 (rapidfuzz) and the differing stretches listed. When a copy was read by OCR, a word
 that differs only as OCR misreads do (most of its letters the same) is not counted.
-Two text layers differing in a few words is an ``alert``; with an OCR copy a ``warn``.
+Two text layers differing in a few words is an ``alert``; with an OCR copy, or a copy
+read with warnings (a damaged file MuPDF repaired), a ``warn``.
 """
 
 from __future__ import annotations
@@ -48,7 +49,11 @@ class CopyDifference(Check):
         first, second = (page for page, _ in unit.inputs["pages"])
         rows = case.page_rows_by_id([first, second])
         ocr = "ocr" in (rows[first]["text_source"], rows[second]["text_source"])
-        differences, words = differing_words(rows[first]["text"], rows[second]["text"], ocr=ocr)
+        # a copy the PDF engine had to repair, or read with warnings, may show misread text
+        damaged = bool(rows[first]["error"] or rows[second]["error"])
+        differences, words = differing_words(
+            rows[first]["text"], rows[second]["text"], ocr=ocr or damaged
+        )
         counted = sum(max(len(d["first"].split()), len(d["second"].split())) for d in differences)
         if (
             not differences
@@ -61,11 +66,12 @@ class CopyDifference(Check):
         )
         return [
             Draft(
-                severity="warn" if ocr else "alert",
+                severity="warn" if ocr or damaged else "alert",
                 message=(
                     f"{first} and {second} are copies of one page that differ in {counted} "
                     f"word{'s' if counted != 1 else ''}: {shown}"
                     + (" (one copy read by OCR)" if ocr else "")
+                    + (" (a copy carries read warnings: it may be damaged)" if damaged else "")
                 ),
                 page_ids=[first, second],
                 evidence={
