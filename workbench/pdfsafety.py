@@ -16,12 +16,18 @@ details. Nothing here writes or executes anything.
 from __future__ import annotations
 
 import io
+import logging
 from collections.abc import Iterator
 from typing import Any
 
 import pikepdf
 
 from workbench import readers  # MuPDF's console messages are silenced there
+
+# qpdf's warnings about a damaged file ("Pages tree includes non-dictionary object")
+# reach Python's logging, whose last-resort handler would print them bare on stderr; the
+# damage was reported at ingest (MuPDF's warnings on the page), so they are not repeated.
+logging.getLogger("pikepdf").addHandler(logging.NullHandler())
 
 # Action types and what they do when they fire.
 _ACTION_RISK = {
