@@ -108,7 +108,7 @@ def rows(result: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
     """(figure, value, goal, passed) rows for bench.run's table."""
     out: list[tuple[str, str, str, bool | None]] = []
     for script, s in result["sets"].items():
-        name = f"line images, {SCRIPT_NAMES[script]} ({s['lines']}, --lang {s['lang']})"
+        name = f"line images, {s['lines']} {SCRIPT_NAMES[script]} ({s['lang']})"
         goal = GOALS[script]
         out.append((f"{name}: CER", f"{s['workbench_cer']:.3f}", f"<= {goal:g}",
                     s["workbench_cer"] <= goal))  # fmt: skip

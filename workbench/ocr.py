@@ -160,7 +160,9 @@ LINE_BORDER_PX = 30
 #: line is read again as a block (psm 6) and the reading with more letters is kept.
 LINE_MIN_READ = 0.5
 #: A line read upside down must beat the upright reading by this factor to be flipped.
-LINE_FLIP_MARGIN = TRIAL_MARGIN
+#: Measured on 60 line images (fas+eng, ara, eng; 14 of them turned): the right turn
+#: scored 6.7-40x the wrong one, so a stricter margin than a page's costs nothing.
+LINE_FLIP_MARGIN = 2.0
 
 _ROTATIONS = (0, 90, 180, 270)
 
