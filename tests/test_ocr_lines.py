@@ -137,3 +137,40 @@ def test_line_sets_are_byte_identical_on_every_run(tmp_path: Path) -> None:
     assert first.read_bytes() == second.read_bytes()
     assert files(first.parent) == files(second.parent)
     assert len(files(first.parent)) == 6
+
+
+def _paragraph(text: str, font_file: str, width_pt: float, line_height: float) -> Image.Image:
+    """``text`` wrapped to ``width_pt`` at 12 pt with tight leading, 300 dpi, cropped."""
+    import html
+
+    import pymupdf
+
+    from fixtures.generate import _find_font
+
+    font = _find_font(font_file)
+    css = (
+        f"@font-face {{font-family: f; src: url({font.name});}}"
+        f"body {{font-family: f; font-size: 12pt; line-height: {line_height};}} p {{margin: 0;}}"
+    )
+    page = pymupdf.open().new_page(width=width_pt + 20, height=400)
+    page.insert_htmlbox(
+        pymupdf.Rect(10, 10, 10 + width_pt, 390),
+        f"<p>{html.escape(text)}</p>",
+        css=css,
+        archive=pymupdf.Archive(str(font.parent)),
+    )
+    pix = page.get_pixmap(dpi=300, colorspace=pymupdf.csGRAY, alpha=False)
+    image = Image.frombytes("L", (pix.width, pix.height), pix.samples)
+    return _framed(image.crop(ImageOps.invert(image).getbbox()))
+
+
+def test_touching_lines_are_read_as_a_page() -> None:
+    """Lines set so tight that they touch make one band of ink, which the profile can take
+    for one line; Tesseract's trial then finds two lines, and the page path reads them."""
+    text = f"{ENGLISH} {ENGLISH}"
+    image = _paragraph(text, "LiberationSerif-Regular.ttf", 700, 0.8)
+    assert ocr._line_axis(*_ink(image)) == "horizontal"  # what the ink alone says
+    result = ocr.recognize(image, "eng")
+    assert result.orientation_method == "trial"
+    assert result.text.count("\n") >= 1
+    assert character_error_rate(text, result.text) <= 0.05
