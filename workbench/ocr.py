@@ -14,6 +14,12 @@ goes through two cheap steps before the one full OCR pass:
    "fas+eng" case). Tesseract OSD is only consulted when the trial finds nothing;
 3. full OCR with ``image_to_data``: text and word confidences from one Tesseract run.
 
+An image whose ink is ONE line of text (a line cut out of a scan, a caption; found from
+the ink: one band in the deskewed profile, several times longer than thick) takes its
+own path: its trial reads the whole line at the two turns along it (never across it),
+and the line is cut out, scaled and read with Tesseract's single-line segmentation
+(psm 7). Its ``orientation_method`` ends in ``+line``.
+
 Measured on the 40 benchmark scans (bench/scanned.py), everything but the full read costs
 ~0.35 CPU-s a page (the trial ~0.2, image work ~0.15) against ~1 s for the read itself.
 The previous design (OSD on every page, trials when OSD was unsure, a thrown-away
@@ -138,7 +144,9 @@ LINE_OTHER_MASS = 0.02
 #: Two lines set close enough to touch make one band with two dense cores: two rows at
 #: half the peak or more, at least LINE_PITCH of the band's thickness apart, with a
 #: valley under LINE_VALLEY of the peak between them. (A Persian line's descenders make a
-#: second core just under the baseline: much closer than that.)
+#: second core just under the baseline: much closer than that.) Lines touching closer
+#: still pass these profile tests; the line's trial is the second check: when Tesseract
+#: finds two text lines there, the image goes back to the page path.
 LINE_PITCH = 0.15
 LINE_VALLEY = 0.25
 #: The band must be this many times longer than it is thick: a wide, short band of text.
