@@ -1,5 +1,6 @@
 """Benchmarks of workbench, in one run: scanned ingest vs its limit and vs OCRmyPDF,
-born-digital ingest, search latency, ingest memory, and the app.
+line images (CER per script vs plain Tesseract), born-digital ingest, search latency,
+ingest memory, and the app.
 
 Speeds drift on a shared machine, so every figure compared against a goal is either a
 ratio of two things measured in this run or a time measured in this run. Writes
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import app, checks, digital, scanned, search
+from bench import app, checks, digital, lines, scanned, search
 from bench.common import CORES, RESULTS, cache_root, fixtures_key
 
 
@@ -34,10 +35,11 @@ class Sizes:
     search_pages: int
     memory_small: int
     memory_large: int
+    lines_per_script: int
 
 
-FULL = Sizes(40, 700, 100_000, 1_000, 10_000)
-QUICK = Sizes(6, 60, 5_000, 300, 1_000)
+FULL = Sizes(40, 700, 100_000, 1_000, 10_000, 40)
+QUICK = Sizes(6, 60, 5_000, 300, 1_000, 2)
 FLAT_GROWTH = 1.25  # peak RSS large/small at or under this counts as flat (linear: ~10x)
 
 
@@ -77,6 +79,7 @@ def measure(sizes: Sizes, work: Path) -> dict[str, Any]:
     sections: dict[str, float] = {}
     results: dict[str, Any] = {"sections_seconds": sections}
     results["scanned"] = _timed(sections, "scanned", scanned.run, work, sizes.scanned_pages)
+    results["lines"] = _timed(sections, "lines", lines.run, work, sizes.lines_per_script)
     born = _timed(sections, "born_digital", digital.speed, work, sizes.digital_pages)
     results["born_digital"] = born
     small_case = Path(born.pop("case_dir"))
@@ -125,6 +128,7 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
             out.append((f"  CER {lang}: workbench / ocrmypdf", value, "", None))
     else:
         out.append(("  ocrmypdf", s["ocrmypdf"], "<= 0.65", False))
+    out.extend(lines.rows(results["lines"]))
     b = results["born_digital"]
     seconds = b["ingest_seconds"]
     out.append((f"born-digital ingest+index, {b['pages']} pages", f"{seconds} s", "<= 3 s",
