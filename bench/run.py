@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import app, digital, lines, scanned, search
+from bench import app, checks, digital, lines, scanned, search
 from bench.common import CORES, RESULTS, cache_root, fixtures_key
 
 
@@ -93,6 +93,11 @@ def measure(sizes: Sizes, work: Path) -> dict[str, Any]:
         "build": info,
         **_timed(sections, "search_large", search.latency, folder),
     }
+    results["checks"] = {
+        "ingest_seconds": born["ingest_seconds"],
+        "small": _timed(sections, "checks_small", checks.measure, small_case, work, "small"),
+        "large": _timed(sections, "checks_large", checks.measure, folder, work, "large"),
+    }
     results["memory"] = _timed(
         sections, "memory", digital.memory, work, sizes.memory_small, sizes.memory_large
     )
@@ -143,6 +148,17 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
         if r["failed_queries"]:
             failed = len(r["failed_queries"])
             out.append((f"{label}: queries that fail", f"{failed}", "0", False))
+    k = results["checks"]
+    small, large = k["small"], k["large"]
+    out.append((f"checks, {small['pages']:,} pages (all, first run)", f"{small['seconds']} s", "",
+                None))  # fmt: skip
+    ratio = round(small["seconds"] / k["ingest_seconds"], 2)
+    out.append(("  ratio checks / born-digital ingest", f"{ratio}", "<= 1.0", ratio <= 1.0))
+    out.append((f"checks, {large['pages']:,} pages", f"{large['seconds']} s", "", None))
+    ratio = round(large["seconds"] / small["seconds"], 1)
+    out.append((f"  ratio {large['pages']:,} / {small['pages']:,} pages", f"{ratio}x", "<= 200x",
+                ratio <= 200))  # fmt: skip
+    out.append(("  checks peak RSS, large", f"{large['peak_rss_mb']} MB", "", None))
     m = results["memory"]
     for label in ("small", "large"):
         e = m[label]

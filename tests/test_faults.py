@@ -255,6 +255,7 @@ READ_COMMANDS: dict[str, tuple[str, ...]] = {
     "suggest": ("doc", "suggest", "--json"),
     "config": ("config", "reviewer"),
     "log": ("log", "verify"),
+    "findings": ("findings", "--json"),
 }
 
 WRITE_COMMANDS: dict[str, tuple[str, ...]] = {
@@ -268,6 +269,8 @@ WRITE_COMMANDS: dict[str, tuple[str, ...]] = {
     "config": ("config", "reviewer", "Bob"),
     "index": ("index",),
     "index-rebuild": ("index", "--rebuild"),
+    "check": ("check",),
+    "dismiss": ("finding", "dismiss", "F-000000000000", "--note", "x"),
 }
 
 

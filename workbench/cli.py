@@ -160,6 +160,11 @@ def init(state: _State, prefix: str | None) -> None:
 )
 @click.option("--prefix", default=None, help="Page id prefix when this creates the case.")
 @click.option("--quiet", is_flag=True, help="No progress bar and no summary.")
+@click.option(
+    "--no-check",
+    is_flag=True,
+    help="Do not run the checks (findings) after the ingest; 'workbench check' runs them.",
+)
 @click.pass_obj
 def ingest_command(
     state: _State,
@@ -169,6 +174,7 @@ def ingest_command(
     passwords: tuple[str, ...],
     prefix: str | None,
     quiet: bool,
+    no_check: bool,
 ) -> None:
     """Add PDFs, images and folders (recursively) to the case.
 
@@ -185,8 +191,11 @@ def ingest_command(
         report = ingest(
             case, list(paths), lang=lang, jobs=jobs, passwords=passwords, observer=progress
         )
+        checked = None if no_check else _run_checks_after_ingest(case)
     if not quiet:
         click.echo(_summary(report))
+        if checked:
+            click.echo(checked)
     if report.index_problem:
         click.echo(f"warning: search index: {report.index_problem}", err=True)
     if report.failures or report.page_errors:
@@ -638,6 +647,179 @@ def export_command(state: _State, fmt: str, output: str) -> None:
                 raise
             raise translated from error
     click.echo(summary)
+
+
+@main.command(name="check")
+@click.option(
+    "--only",
+    default=None,
+    help="Comma-separated check names (default: every check). 'workbench check --list' names them.",
+)
+@click.option("--list", "list_checks", is_flag=True, help="Name every check and what it looks for.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per finding produced.")
+@click.pass_obj
+def check_command(state: _State, only: str | None, list_checks: bool, as_json: bool) -> None:
+    """Run the checks on what changed since their last run; print the findings produced.
+
+    Checks are incremental: a file or document whose inputs did not change is not
+    checked again and keeps its findings. 'workbench findings' lists them all.
+    """
+    from workbench import checks, findings
+
+    if list_checks:
+        for name in checks.names():
+            click.echo(f"{name:<20} {checks.get(name).summary}")
+        return
+    with state.open_case(write=True) as case:
+        report = findings.run_checks(case, only.split(",") if only else None)
+        _sync_quietly(case)
+    for record in report.produced:
+        _print_json(record) if as_json else click.echo(_finding_line(record))
+    click.echo(
+        f"{len(report.produced)} finding(s) from {report.units_checked} file(s)/document(s)"
+        f" checked; {report.units_unchanged} unchanged since the last check",
+        err=True,
+    )
+
+
+@main.command(name="findings")
+@click.option("--check", "check_name", default=None, help="Only this check's findings.")
+@click.option(
+    "--severity",
+    type=click.Choice(["info", "warn", "alert"]),
+    default=None,
+    help="Only findings of this severity.",
+)
+@click.option("--page", "page_id", default=None, help="Only findings about this page.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per finding.")
+@click.pass_obj
+def findings_command(
+    state: _State, check_name: str | None, severity: str | None, page_id: str | None, as_json: bool
+) -> None:
+    """List the findings of the checks (dismissed ones too, marked as such)."""
+    from workbench import findings
+
+    with state.open_case() as case:
+        records = findings.finding_records(
+            case, check=check_name, severity=severity, page_id=page_id
+        )
+    for record in records:
+        _print_json(record) if as_json else click.echo(_finding_line(record))
+
+
+@main.group(name="finding")
+def finding_group() -> None:
+    """Act on one finding: dismiss it, with a note, in the review log."""
+
+
+@finding_group.command(name="dismiss")
+@click.argument("finding_id")
+@click.option("--note", required=True, help="Why the finding does not matter (kept in the log).")
+@REVIEWER_OPTION
+@click.pass_obj
+def finding_dismiss(state: _State, finding_id: str, note: str, reviewer: str | None) -> None:
+    """Dismiss a finding; the dismissal is an event in the hash-chained review log."""
+    from workbench import findings
+
+    with state.open_case(write=True) as case:
+        who = review.resolve_reviewer(case, reviewer)
+        record = findings.dismiss(case, finding_id, note=note, reviewer=who)
+        _sync_quietly(case)
+    click.echo(f"dismissed {record['finding_id']} ({record['check']}) by {who}")
+
+
+@main.command(name="revisions")
+@click.argument("spec", metavar="PAGE_OR_SOURCE")
+@click.option(
+    "--extract",
+    "extract_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Write each earlier revision into this folder as a PDF of its own.",
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per revision.")
+@click.pass_obj
+def revisions_command(state: _State, spec: str, extract_dir: str | None, as_json: bool) -> None:
+    """Show the versions a PDF keeps inside it (incremental updates) and what each changed.
+
+    PAGE_OR_SOURCE is a page id, the path of an ingested PDF or its SHA-256 (a prefix of
+    8 characters or more will do). The file is checked against its custody hash first.
+    """
+    from pathlib import Path
+
+    from workbench import revisions
+
+    with state.open_case() as case:
+        path, found, data = revisions.source_revisions(case, spec)
+    written = []
+    if extract_dir:
+        folder = Path(extract_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        for revision in found[:-1]:
+            target = folder / f"{Path(path).stem}.rev{revision.number}.pdf"
+            target.write_bytes(data[: revision.end])
+            written.append(str(target))
+    if as_json:
+        for revision in found:
+            _print_json(revision.as_json())
+    else:
+        updates = len(found) - 1
+        click.echo(f"{path}: {len(found)} revision(s), {updates} incremental update(s)")
+        for revision in found:
+            last = "  (the file as it is)" if revision is found[-1] and updates else ""
+            pages = "unreadable" if not revision.readable else f"{revision.page_count} page(s)"
+            click.echo(
+                f"revision {revision.number}  bytes {revision.end:>10,}  {pages}  "
+                f"sha256 {revision.sha256}{last}"
+            )
+            if revision.problem:
+                click.echo(f"  cannot be read: {revision.problem}")
+            for change in revision.text_changes:
+                click.echo(
+                    f"  page {change.page_number}: removed {' '.join(change.removed) or '-'}"
+                    f" | added {' '.join(change.added) or '-'}"
+                )
+            for label, numbers in (
+                ("pages added", revision.pages_added),
+                ("pages removed", revision.pages_removed),
+            ):
+                if numbers:
+                    click.echo(f"  {label}: {', '.join(map(str, numbers))}")
+            for key, (old, new) in revision.metadata_changes.items():
+                click.echo(f"  {key}: {old!r} -> {new!r}")
+    for target in written:
+        click.echo(f"wrote {target}", err=True)
+
+
+def _run_checks_after_ingest(case: Case) -> str | None:
+    """The checks on what the ingest added; the pages are stored whatever happens here."""
+    from workbench import findings
+
+    try:
+        report = findings.run_checks(case)
+    except WorkbenchError as error:
+        click.echo(f"warning: the checks did not run ({error}); run 'workbench check'", err=True)
+        return None
+    _sync_quietly(case)
+    if not report.produced:
+        return None
+    counts = {}
+    for record in report.produced:
+        counts[record["severity"]] = counts.get(record["severity"], 0) + 1
+    said = ", ".join(f"{counts[s]} {s}" for s in ("alert", "warn", "info") if s in counts)
+    return f"checks: {len(report.produced)} new finding(s) ({said}); see 'workbench findings'"
+
+
+def _finding_line(record: dict[str, Any]) -> str:
+    pages = record["page_ids"]
+    where = ""
+    if pages:
+        where = pages[0] + (f" (+{len(pages) - 1})" if len(pages) > 1 else "")
+    state = "  [dismissed]" if record["dismissed"] else ""
+    return (
+        f"{record['finding_id']}  {record['severity']:<5}  {record['check']:<18}  "
+        f"{where:<16}  {record['message']}{state}"
+    )
 
 
 def _sync_quietly(case: Case) -> None:

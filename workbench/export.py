@@ -50,9 +50,12 @@ CSV_COLUMNS = (
     "ocr_lang",
     "page_sha256",
     "marker",
+    "findings",
 )
 MANIFEST_COLUMNS = ("page_id", "file_path", "page_number", "document_break", "page_count")
 JSONL_KEYS = (*review.EVENT_FIELDS, "prev_hash", "hash")
+# Lines after the events in a jsonl export: the checks' findings, outside the chain.
+FINDING_RECORD = ("record", "finding")
 
 # A spreadsheet runs a cell starting with these as a formula (=HYPERLINK(...) exfiltration).
 # Tab and CR are included too, as OWASP advises: some spreadsheets strip them first.
@@ -111,7 +114,12 @@ def _dates_by_page(db: sqlite3.Connection) -> dict[int, tuple[list[str], list[st
 
 def export_csv(case: Case, out_path: str | os.PathLike[str]) -> int:
     """One row per page, in page-id order; returns the number of rows written."""
+    from workbench import findings
+
     dates = _dates_by_page(case.db)
+    open_findings = findings.by_page(
+        case, [r for r in findings.finding_records(case) if not r["dismissed"]]
+    )
     count = 0
     with _atomic_text(out_path, "utf-8-sig") as handle:
         writer = csv.writer(handle, lineterminator="\r\n")
@@ -140,6 +148,10 @@ def export_csv(case: Case, out_path: str | os.PathLike[str]) -> int:
                 "ocr_lang": row["ocr_lang"],
                 "page_sha256": row["page_sha256"],
                 "marker": marker,
+                "findings": "; ".join(
+                    f"{r['severity']} {r['check']} {r['finding_id']}"
+                    for r in open_findings.get(row["page_id"], ())
+                ),
             }
             writer.writerow([_cell(values[name]) for name in CSV_COLUMNS])
             count += 1
@@ -150,7 +162,14 @@ def export_csv(case: Case, out_path: str | os.PathLike[str]) -> int:
 
 
 def export_jsonl(case: Case, out_path: str | os.PathLike[str]) -> int:
-    """The review log, one event per line in seq order; returns the number of events."""
+    """The review log, one event per line in seq order, then the checks' findings (one
+    per line, marked ``"record": "finding"``); returns the number of events.
+
+    Findings are not part of the chain: they are evidence a check can recompute. A
+    dismissal is an event, and carries the hash of the finding it dismissed.
+    """
+    from workbench import findings
+
     count = 0
     with _atomic_text(out_path, "utf-8") as handle:
         for event in review.iter_events(case):
@@ -158,6 +177,10 @@ def export_jsonl(case: Case, out_path: str | os.PathLike[str]) -> int:
             handle.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")))
             handle.write("\n")
             count += 1
+        for finding in findings.finding_records(case):
+            line = {FINDING_RECORD[0]: FINDING_RECORD[1], **finding}
+            handle.write(json.dumps(line, ensure_ascii=False, separators=(",", ":")))
+            handle.write("\n")
     return count
 
 
@@ -185,6 +208,7 @@ def verify_jsonl(
         report.problems.append(f"{path}: cannot be read ({error.strerror})")
         return report
     events: list[dict[str, Any]] = []
+    findings_started = False
     for number, line in enumerate(raw.split(b"\n"), start=1):
         if not line.strip():
             continue
@@ -198,6 +222,11 @@ def verify_jsonl(
         else:
             if not isinstance(event, dict):
                 problem = "is not a JSON object"
+            elif event.get(FINDING_RECORD[0]) == FINDING_RECORD[1]:
+                findings_started = True  # evidence after the chain, not part of it
+                continue
+            elif findings_started:
+                problem = "is a review event after the findings (lines were moved)"
             elif set(event) != set(JSONL_KEYS):
                 odd = sorted(set(event) ^ set(JSONL_KEYS))
                 problem = f"does not have the fields of a review event ({', '.join(odd)})"
@@ -291,6 +320,8 @@ td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
  border:1px solid #c5cad6;vertical-align:-1px}
 .big{font-size:20px;font-weight:600}
 .mismatch td{background:#fdecea}.bad{color:#b3261e;font-weight:600}
+h3{font-size:15px;margin:18px 0 6px}.sev-alert{color:#b3261e;font-weight:700}
+.sev-warn{color:#8a5a00;font-weight:600}.sev-info{color:#555}
 code,.hash{font-family:ui-monospace,"DejaVu Sans Mono",Menlo,Consolas,monospace;font-size:13px}
 .hash{word-break:break-all;background:#f4f6fa;padding:6px 8px;border-radius:4px;display:block}
 .muted{color:#5a6275}
@@ -469,6 +500,8 @@ def _report_html(case: Case, generated_at: str) -> str:
     else:
         w('<p class="muted">No page is marked disputed or illegible.</p>\n')
 
+    _findings_html(case, w)
+
     # Reviewers
     reviewers = db.execute(
         "SELECT reviewer, count(*) AS n, min(at) AS first, max(at) AS last"
@@ -502,6 +535,59 @@ def _report_html(case: Case, generated_at: str) -> str:
     )
     w("</body>\n</html>\n")
     return "".join(out)
+
+
+def _findings_html(case: Case, w: Callable[[str], Any]) -> None:
+    """The checks' findings, grouped by the document their first page belongs to."""
+    from workbench import findings
+
+    records = findings.finding_records(case)
+    open_count = sum(not r["dismissed"] for r in records)
+    w(f"<h2>Findings ({open_count} open, {len(records) - open_count} dismissed)</h2>\n")
+    if not records:
+        w(
+            '<p class="muted">No findings: run <code>workbench check</code> to look for '
+            "anomalies (page sequence, metadata, revisions, copies, odd pages).</p>\n"
+        )
+        return
+    document_of = dict(
+        case.db.execute(
+            "SELECT p.page_id, r.document_id FROM page_review r JOIN pages p"
+            " ON p.id = r.page_row WHERE r.document_id IS NOT NULL"
+        ).fetchall()
+    )
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for record in records:
+        owner = next((document_of[p] for p in record["page_ids"] if p in document_of), "")
+        groups.setdefault(owner, []).append(record)
+    notes = findings.dismissals(case)
+    titles = dict(case.db.execute("SELECT id, title FROM documents").fetchall())
+    for owner in sorted(groups, key=lambda o: (o == "", o)):
+        title = f"Document <code>{_e(owner)}</code>" if owner else "Pages in no document"
+        if titles.get(owner):
+            title += f" {_bdi(titles[owner])}"
+        w(f"<h3>{title}</h3>\n<table><tr><th>Severity</th><th>Check</th><th>Pages</th>")
+        w("<th>Finding</th></tr>\n")
+        for record in groups[owner]:
+            pages = ", ".join(record["page_ids"][:6]) + (
+                " …" if len(record["page_ids"]) > 6 else ""
+            )
+            dismissed = ""
+            if record["dismissed"]:
+                by = notes.get(record["finding_id"], {})
+                dismissed = (
+                    f'<br><span class="muted">dismissed by {_bdi(by.get("reviewer"))} '
+                    f"{_e(by.get('at'))}: {_bdi(by.get('note'))}</span>"
+                )
+            w(
+                f"<tr{' class=muted' if record['dismissed'] else ''}>"
+                f'<td class="nowrap sev-{_e(record["severity"])}">{_e(record["severity"])}</td>'
+                f"<td class=nowrap>{_e(record['check'])}</td><td><code>{_e(pages)}</code></td>"
+                f"<td>{_bdi(record['message'])}"
+                f'<br><span class="muted"><code>{_e(record["finding_id"])}</code></span>'
+                f"{dismissed}</td></tr>\n"
+            )
+        w("</table>\n")
 
 
 def export_report(case: Case, out_path: str | os.PathLike[str]) -> None:

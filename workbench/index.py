@@ -48,7 +48,7 @@ from workbench.store import Case
 
 # The folder name carries the index layout version: a new layout is built beside the old
 # one from the case database (every page is queued when the folder is new).
-INDEX_DIRNAME = "index-v3"
+INDEX_DIRNAME = "index-v4"
 DEFAULT_WRITER_TIMEOUT = 30.0
 SYNC_BATCH = 500
 # Whoosh's posting pool spills sorted runs to disk past this many MB. It counts encoded
@@ -72,6 +72,8 @@ FIELD_ALIASES = {
     "date": "date",
     "text": "text",
     "from": "text_source",
+    "finding": "finding",
+    "findings": "finding",
 }
 
 
@@ -126,6 +128,8 @@ def schema() -> Schema:
         # _rewrite_dates).
         date_year=KEYWORD(lowercase=False),
         date_month=KEYWORD(lowercase=False),
+        # the checks with an open (not dismissed) finding on the page, and "any"
+        finding=KEYWORD(lowercase=True),
     )
 
 
@@ -288,6 +292,8 @@ def _document(row: dict[str, Any], dates: list[str]) -> dict[str, Any]:
         "document": row["document_id"] or "",
         "notes": row["notes"] or "",
     }
+    if row.get("open_findings"):
+        document["finding"] = "any " + row["open_findings"].replace(",", " ")
     if valid_dates:
         document["date"] = " ".join(valid_dates)
         document["date_year"] = " ".join(iso[:4] for iso in valid_dates)
@@ -449,8 +455,11 @@ def parse_query(text: str):
 # Identifier fields are matched exactly as stored, so their values skip the text
 # normalisation (which lower-cases): page and document ids are upper case, paths as found.
 _EXACT_FIELDS = {"id": str.upper, "page_id": str.upper, "doc": str.upper,
-                 "document": str.upper, "path": str}  # fmt: skip
-_EXACT_TERM = re.compile(r"(?<![\w\"])(id|page_id|doc|document|path):(\S+)", re.IGNORECASE)
+                 "document": str.upper, "path": str, "finding": str.lower,
+                 "findings": str.lower}  # fmt: skip
+_EXACT_TERM = re.compile(
+    r"(?<![\w\"])(id|page_id|doc|document|path|findings?):(\S+)", re.IGNORECASE
+)
 
 
 def _protect_exact_fields(text: str) -> tuple[str, list[tuple[str, str]]]:

@@ -34,6 +34,9 @@ from PIL import Image, ImageFile, ImageOps
 from workbench import metadata
 from workbench.errors import CustodyError, OcrError, SourceError
 
+# The perceptual hash of each page (near-duplicates) is computed from this many pixels
+# on the longer side (workbench.similarity.IMAGE_SIDE).
+VISUAL_HASH_SIDE = 256
 # Pages are OCR'd at 300 dpi, but never at more than this many pixels: a poster-size page
 # at 300 dpi would be gigapixels. 36 Mpx is an A2 sheet at 300 dpi. Every render of a PDF
 # page (fingerprint, OCR, the app's page image) goes through ``render_page``, which picks
@@ -376,6 +379,8 @@ def _analyse_pdf_page(job: PageJob) -> dict[str, Any]:
         page_meta = metadata.pdf_page_metadata(page)
         layer_text = page.get_text("text")
         fingerprint = page_fingerprint(page)
+        page_meta["image_hash"] = _visual_hash(_pixmap_image(render_page(page, gray=True,
+                                               max_side=VISUAL_HASH_SIDE)))  # fmt: skip
     except SourceError:
         raise
     except Exception as error:  # MuPDF: broken page tree, bad content stream, ...
@@ -471,8 +476,23 @@ def _analyse_image_page(job: PageJob) -> dict[str, Any]:
         },
         "warnings": [damage] if damage else [],
     }
+    result["metadata"]["image_hash"] = _visual_hash(gray)
     result.update(_ocr(_to_ocr_resolution(gray, min(dpi_x, dpi_y)), job.lang))
     return result
+
+
+def _visual_hash(image: Image.Image) -> str:
+    """The page's perceptual hash (hex), computed here where the page is already open, so
+    the near-duplicate check never opens the file again (see workbench.similarity)."""
+    from workbench import similarity
+
+    small = image.copy()
+    small.thumbnail((VISUAL_HASH_SIDE, VISUAL_HASH_SIDE))
+    return f"{similarity.image_hash(small):064x}"
+
+
+def _pixmap_image(pixmap: pymupdf.Pixmap) -> Image.Image:
+    return Image.frombytes("L", (pixmap.width, pixmap.height), pixmap.samples)
 
 
 def _pixel_digest(frame: Image.Image) -> str:

@@ -166,6 +166,8 @@ def verify_chain(events: Iterable[dict[str, Any]]) -> ChainReport:
     return report
 
 
+# The kinds of event folded into a page's review state (documents are folded apart).
+PAGE_STATE_KINDS = ("status", "note")
 # What page_review holds when no event touched a page.
 _UNREVIEWED = {
     "status": "unreviewed",
@@ -210,8 +212,8 @@ def derive_state(
             }
             continue
         page_id = event.get("page_id")
-        if not page_id or not (event.get("new_status") or event.get("note")):
-            continue
+        if event.get("kind") not in PAGE_STATE_KINDS or not page_id:
+            continue  # re-OCR, finding dismissals, ...: on the record, not page state
         state = pages.setdefault(page_id, dict(_UNREVIEWED))
         if event.get("new_status"):
             state.update(

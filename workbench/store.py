@@ -174,6 +174,46 @@ MIGRATIONS: list[str] = [
     ALTER TABLE sources ADD COLUMN changed_sha256 TEXT;
     ALTER TABLE sources ADD COLUMN changed_seen_at TEXT;
     """,
+    # 6: findings of the case's checks (authenticity, source safety), and what each check
+    # last looked at, so a re-run checks only what changed. Dismissals are review events.
+    """
+    CREATE TABLE findings (
+        finding_id     TEXT PRIMARY KEY,
+        check_name     TEXT NOT NULL,
+        unit           TEXT NOT NULL,
+        severity       TEXT NOT NULL CHECK (severity IN ('info', 'warn', 'alert')),
+        page_ids       TEXT NOT NULL DEFAULT '[]',
+        source_sha256  TEXT,
+        message        TEXT NOT NULL,
+        evidence       TEXT NOT NULL DEFAULT '{}',
+        check_version  INTEGER NOT NULL,
+        ran_at         TEXT NOT NULL,
+        content_sha256 TEXT NOT NULL
+    );
+    CREATE INDEX findings_unit ON findings(check_name, unit);
+    CREATE TABLE finding_pages (
+        finding_id  TEXT NOT NULL,
+        page_id     TEXT NOT NULL,
+        position    INTEGER NOT NULL,
+        PRIMARY KEY (finding_id, position)
+    );
+    CREATE INDEX finding_pages_page ON finding_pages(page_id);
+    CREATE TABLE check_units (
+        check_name     TEXT NOT NULL,
+        unit           TEXT NOT NULL,
+        inputs_sha256  TEXT NOT NULL,
+        check_version  INTEGER NOT NULL,
+        ran_at         TEXT NOT NULL,
+        PRIMARY KEY (check_name, unit)
+    );
+    CREATE INDEX review_events_kind ON review_events(kind);
+    CREATE TABLE page_signatures (
+        page_row      INTEGER PRIMARY KEY REFERENCES pages(id),
+        basis_sha256  TEXT NOT NULL,
+        image_hash    TEXT,
+        minhash       BLOB
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -777,7 +817,15 @@ class Case:
         return self.db.execute(
             "SELECT p.id, p.page_id, p.page_number, p.text, p.text_source, p.ocr_lang,"
             " s.path AS source_path, ifnull(r.status, 'unreviewed') AS status,"
-            " r.document_id, r.notes FROM pages p JOIN sources s ON s.id = p.source_id"
+            " r.document_id, r.notes,"
+            # the checks with a finding on the page that no dismissal covers
+            " (SELECT group_concat(DISTINCT f.check_name) FROM finding_pages fp"
+            "  JOIN findings f ON f.finding_id = fp.finding_id WHERE fp.page_id = p.page_id"
+            "  AND NOT EXISTS (SELECT 1 FROM review_events e WHERE e.kind = 'dismiss'"
+            "   AND json_extract(e.payload, '$.finding_id') = f.finding_id"
+            "   AND json_extract(e.payload, '$.content_sha256') = f.content_sha256)"
+            " ) AS open_findings"
+            " FROM pages p JOIN sources s ON s.id = p.source_id"
             " LEFT JOIN page_review r ON r.page_row = p.id"
             f" WHERE p.id IN ({marks}) ORDER BY p.id",
             row_ids,

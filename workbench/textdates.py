@@ -529,15 +529,18 @@ _WORD_MARKS = frozenset("\u200c\u200d\u0640") | frozenset(map(chr, range(0x064B,
 _HSPACE_CHARS = frozenset(" \t\u00a0\u202f\u200e\u200f")
 _WEEKDAY_SEPARATORS = _HSPACE_CHARS | frozenset(",\u060c")
 
+# Between "page X" and "of Y": spaces, or one line break where a footer wrapped
+# ("صفحه ۳" / "از ۴" on two lines of a text layer).
+_BREAK = rf"{_H}*(?:\n{_H}*)?"
 _PAGE_EN = re.compile(
-    rf"[Pp](?<![A-Za-z][Pp])(?:[Aa][Gg][Ee]|[Gg]\.?|\.){_H}*:?{_H}*(?P<n>\d{{1,5}}){_H}*"
+    rf"[Pp](?<![A-Za-z][Pp])(?:[Aa][Gg][Ee]|[Gg]\.?|\.){_H}*:?{_H}*(?P<n>\d{{1,5}}){_BREAK}"
     rf"(?:[Oo][Ff]|/){_H}*(?P<t>\d{{1,5}})(?!\d)"
 )
 # "ص" first (fast scan); the letter before it is checked in find_page_marker, which
 # also lets the Arabic article in "الصفحة" in.
 _PAGE_FA = re.compile(
     rf"ص{_JOIN}(?:{_name_pattern('فحه')}(?:{_GAP}[{_LETTER_VARIANTS['ی']}])?)?\.?"
-    rf"{_H}*:?{_H}*(?P<n>\d{{1,5}}|[|!lIا]){_H}*(?:از|من|/){_H}*(?P<t>\d{{1,5}}|[|!lIا])(?!\d)"
+    rf"{_H}*:?{_H}*(?P<n>\d{{1,5}}|[|!lIا]){_BREAK}(?:از|من|/){_H}*(?P<t>\d{{1,5}}|[|!lIا])(?!\d)"
 )
 # OCR reads the Persian one "۱", a bare vertical stroke, as "|", "!", "l", "I" or alef
 # "ا"; in a Persian page marker nothing else can stand there.

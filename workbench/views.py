@@ -71,12 +71,23 @@ def page_window(
 
     Each record also has ``first_date``: the first date written on the page (ISO), if any.
     """
-    return [_list_record(case, row) for row in case.page_window(offset, limit, status)]
+    rows = case.page_window(offset, limit, status)
+    return _with_findings(case, [_list_record(case, row) for row in rows])
 
 
 def page_list_records(case: Case, page_ids: list[str]) -> list[dict[str, Any]]:
     """The page-list records of the given pages, in the given order (a search's window)."""
-    return [_list_record(case, case.page_row(page_id)) for page_id in page_ids]
+    return _with_findings(case, [_list_record(case, case.page_row(p)) for p in page_ids])
+
+
+def _with_findings(case: Case, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each record's ``finding``: the highest severity of its open findings, or None."""
+    from workbench import findings
+
+    worst = findings.open_severity_by_page(case, [r["page_id"] for r in records])
+    for record in records:
+        record["finding"] = worst.get(record["page_id"])
+    return records
 
 
 def _list_record(case: Case, row: sqlite3.Row) -> dict[str, Any]:
@@ -175,9 +186,24 @@ def page_detail(case: Case, page_id: str) -> dict[str, Any]:
             "dates": case.page_dates(row["id"]),
             "metadata": json.loads(row["metadata"]),
             "source_metadata": json.loads(row["source_metadata"]),
+            "findings": _page_findings(case, row["page_id"]),
         }
     )
     return record
+
+
+def open_severity(records: list[dict[str, Any]]) -> str | None:
+    """The highest severity among findings that are not dismissed, or None."""
+    for severity in ("alert", "warn", "info"):
+        if any(r["severity"] == severity and not r["dismissed"] for r in records):
+            return severity
+    return None
+
+
+def _page_findings(case: Case, page_id: str) -> list[dict[str, Any]]:
+    from workbench import findings
+
+    return findings.finding_records(case, page_id=page_id)
 
 
 def _stale_reason(row: sqlite3.Row) -> str | None:

@@ -39,10 +39,11 @@ from textual.widgets import (
     TabPane,
 )
 
-from workbench import documents, export, index, pipeline, review, views
+from workbench import documents, export, findings, index, pipeline, review, views
 from workbench.errors import CustodyError, WorkbenchError
 from workbench.store import Case, format_page_id
 from workbench.tui import graphics
+from workbench.tui.findings_pane import SEVERITY_MARK, SEVERITY_STYLE, FindingsPane
 from workbench.tui.render import (
     HalfBlockImage,
     base_is_rtl,
@@ -75,6 +76,7 @@ STATUS_STYLE = {
 # The date before the long file name: a narrow list clips the file name, not the date.
 COLUMNS = (
     ("id", "ID"),
+    ("finding", "!"),
     ("status", "Status"),
     ("date", "Date"),
     ("page", "Pg"),
@@ -114,13 +116,15 @@ class WorkbenchApp(App[None]):
         Binding("escape", "clear_selection", "Clear selection", show=False),
         Binding("n", "next_hit", "Next hit", show=False),
         Binding("N", "prev_hit", "Prev hit", show=False),
-        Binding("t", "next_tab", "Text/Meta/Image", show=False),
+        Binding("t", "next_tab", "Text/Meta/Image/Findings", show=False),
         Binding("1", "filter(0)", "All pages", show=False),
         Binding("2", "filter(1)", "Unreviewed only", show=False),
         Binding("3", "filter(2)", "Verified only", show=False),
         Binding("4", "filter(3)", "Disputed only", show=False),
         Binding("5", "filter(4)", "Illegible only", show=False),
         Binding("f", "search_filter", "Only search hits", show=False),
+        Binding("6", "findings_filter", "Pages with open findings", show=False),
+        Binding("z", "dismiss_finding", "Dismiss a finding (note)", show=False),
         Binding("home", "first", "First page", show=False, priority=True),
         Binding("G", "last", "Last page", show=False),
         Binding("end", "last", "Last page", show=False, priority=True),
@@ -171,6 +175,8 @@ class WorkbenchApp(App[None]):
                     widget_class = graphics.image_widget_class(self.graphics)
                     if widget_class is not None:
                         yield widget_class(id="image-gfx")
+                with TabPane("Findings", id="tab-findings"):
+                    yield FindingsPane(id="findings-pane")
         with Horizontal(id="ingest"):
             yield Label("adding files…", id="ingest-label")
             yield ProgressBar(id="ingest-progress", show_eta=False)
@@ -284,8 +290,10 @@ class WorkbenchApp(App[None]):
         date = record.get("first_date") or ""
         status = record.get("status") or "unreviewed"
         mark = "● " if record["page_id"] in self.selected else ""
+        worst = record.get("finding")
         return [
             Text(mark + record["page_id"], style="bold magenta" if mark else ""),
+            Text(SEVERITY_MARK[worst], style=SEVERITY_STYLE[worst]) if worst else "",
             Text(status, style=STATUS_STYLE.get(status, "")),
             date,
             str(record["page_number"]),
@@ -389,6 +397,7 @@ class WorkbenchApp(App[None]):
         self.query_one("#page-head", Static).update("")
         self.query_one("#text", Static).update(self.text_view)
         self.query_one("#meta", Static).update("")
+        self.show_findings(None, [])
         self.show_image_message("")
 
     def show_page(self, page_id: str, *, force: bool = False) -> None:
@@ -404,6 +413,7 @@ class WorkbenchApp(App[None]):
         self.current_detail = detail
         self.render_text()
         self.query_one("#meta", Static).update(metadata_table(detail))
+        self.show_findings(page_id, detail["findings"])
         if self.query_one("#tabs", TabbedContent).active == "tab-image":
             self.request_image()
 
@@ -433,7 +443,7 @@ class WorkbenchApp(App[None]):
 
     def action_next_tab(self) -> None:
         tabs = self.query_one("#tabs", TabbedContent)
-        order = ["tab-text", "tab-meta", "tab-image"]
+        order = ["tab-text", "tab-meta", "tab-image", "tab-findings"]
         tabs.active = order[(order.index(tabs.active) + 1) % len(order)]
 
     def request_image(self) -> None:
@@ -608,6 +618,7 @@ class WorkbenchApp(App[None]):
             if record["page_id"] == page_id:
                 fresh = views.page_detail(self.case, page_id)  # type: ignore[arg-type]
                 fresh["first_date"] = views.first_date(fresh.get("dates") or [])
+                fresh["finding"] = views.open_severity(fresh["findings"])
                 self.rows[number] = fresh
                 for (key, _), value in zip(COLUMNS, self.cells(fresh), strict=True):
                     table.update_cell(page_id, key, value)
@@ -620,6 +631,60 @@ class WorkbenchApp(App[None]):
         self.refresh_row(page_id)
         self.show_page(page_id, force=True)
         self.update_status()
+
+    # ----- findings -------------------------------------------------------------------
+
+    def show_findings(self, page_id: str | None, records: list[dict[str, Any]]) -> None:
+        pane = self.query_one("#findings-pane", FindingsPane)
+        pane.show(page_id, records)
+        opened = pane.open_count()
+        label = f"Findings ({opened})" if opened else "Findings"
+        self.query_one("#tabs", TabbedContent).get_tab("tab-findings").label = label
+
+    def on_findings_pane_jump_requested(self, message: FindingsPane.JumpRequested) -> None:
+        self.open_page(message.page_id)
+        self.query_one("#tabs", TabbedContent).active = "tab-findings"
+
+    def action_findings_filter(self) -> None:
+        """List only the pages with an open finding (the status filter still applies)."""
+        self.search_query = "finding:any"
+        self.load_search_filter(self.search_query, self.status_filter)
+
+    def action_dismiss_finding(self) -> None:
+        record = self.query_one("#findings-pane", FindingsPane).highlighted()
+        if record is None:
+            self.notify("No finding on this page", severity="warning", timeout=2)
+            return
+        if record["dismissed"]:
+            self.notify(f"{record['finding_id']} is already dismissed", timeout=2)
+            return
+
+        def got(note: str | None) -> None:
+            if not note:
+                return
+
+            def commit() -> None:
+                try:
+                    findings.dismiss(
+                        self.case,  # type: ignore[arg-type]
+                        record["finding_id"],
+                        note=note,
+                        reviewer=self.reviewer or "",
+                    )
+                except WorkbenchError as error:
+                    self.notify(error.message, severity="error")
+                    return
+                for page_id in record["page_ids"]:
+                    self.refresh_row(page_id)
+                self.show_page(self.current_page_id or record["page_ids"][0], force=True)
+                self.notify(f"dismissed {record['finding_id']} ({record['check']})", timeout=2)
+
+            self.with_reviewer(commit)
+
+        self.push_screen(
+            PromptScreen(f"Dismiss {record['check']} {record['finding_id']}: why?", "a note"),
+            got,
+        )
 
     # ----- search ---------------------------------------------------------------------
 
@@ -910,9 +975,30 @@ class WorkbenchApp(App[None]):
 
     def action_open_image(self) -> None:
         page_id = self.sync_cursor()
-        if page_id is not None:
-            self.notify(f"rendering {page_id}…", timeout=1)
-            self.save_image(page_id)
+        if page_id is None:
+            return
+        active = [
+            r
+            for r in (self.current_detail or {}).get("findings", ())
+            if r["check"] == "active-content" and not r["dismissed"]
+        ]
+
+        def go(yes: bool | None = True) -> None:
+            if yes:
+                self.notify(f"rendering {page_id}…", timeout=1)
+                self.save_image(page_id)
+
+        if not active:
+            go()
+            return
+        self.push_screen(
+            ConfirmScreen(
+                "This file carries active content",
+                f"{active[0]['message']}. o opens only a picture of the page, never the file "
+                "itself; do not open the file in a PDF viewer. Open the picture?",
+            ),
+            go,
+        )
 
     @work(thread=True, group="open-image")
     def save_image(self, page_id: str) -> None:
