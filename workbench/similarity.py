@@ -31,7 +31,9 @@ NUM_PERM = 64
 SHINGLE = 2  # word pairs: an OCR error breaks two, so a noisy copy still shares most
 MIN_WORDS = 20  # fewer words than this: the text cannot tell two pages apart
 TRUSTED_OCR = 60  # OCR mean word confidence below which its text cannot decide
-LSH_THRESHOLD = 0.3  # Jaccard of word pairs for a candidate (low: candidates are checked)
+LSH_THRESHOLD = 0.5  # Jaccard of word pairs LSH aims at (weighted against false positives)
+CANDIDATE_JACCARD = 0.45  # estimated Jaccard a candidate must reach to be compared
+MAX_IMAGE_BUCKET = 200  # pages sharing one image-hash band value beyond this say nothing
 TEXT_THRESHOLD = 0.8  # character similarity of the normalised texts for "the same page"
 HASH_SIZE = 16  # 16 x 16 = 256-bit image hash
 IMAGE_BANDS = 16  # 16 bands of 16 bits for image candidates
@@ -203,11 +205,18 @@ def _page_image_hash(row: Any) -> int | None:
 
 
 def candidate_pairs(found: list[Signature]) -> Iterator[tuple[Signature, Signature]]:
-    """Pairs of pages that may show the same page (each pair once, in page order)."""
+    """Pairs of pages that may show the same page (each pair once, in page order).
+
+    Text: LSH candidates whose estimated Jaccard similarity (from the MinHashes) reaches
+    CANDIDATE_JACCARD; office documents written from templates share many word pairs, so
+    LSH alone would hand over a large share of all pairs. Images: pages sharing a band of
+    their image hash, only where one of the two has text that cannot decide, and never
+    from a band value so common that it says nothing (a blank page's).
+    """
     from datasketch import MinHashLSH
 
     seen: set[tuple[int, int]] = set()
-    lsh = MinHashLSH(threshold=LSH_THRESHOLD, num_perm=NUM_PERM)
+    lsh = MinHashLSH(threshold=LSH_THRESHOLD, num_perm=NUM_PERM, weights=(0.7, 0.3))
     by_row = {s.page_row: s for s in found}
     for signature in found:
         if signature.minhash is not None:
@@ -217,8 +226,10 @@ def candidate_pairs(found: list[Signature]) -> Iterator[tuple[Signature, Signatu
             continue
         for other in lsh.query(signature.minhash):
             key = (min(signature.page_row, other), max(signature.page_row, other))
-            if other != signature.page_row and key not in seen:
-                seen.add(key)
+            if other == signature.page_row or key in seen:
+                continue
+            seen.add(key)
+            if signature.minhash.jaccard(by_row[other].minhash) >= CANDIDATE_JACCARD:
                 yield by_row[key[0]], by_row[key[1]]
     buckets: dict[tuple[int, int], list[Signature]] = {}
     band_bits = (HASH_SIZE * HASH_SIZE) // IMAGE_BANDS
@@ -230,8 +241,12 @@ def candidate_pairs(found: list[Signature]) -> Iterator[tuple[Signature, Signatu
             value = (signature.image_hash >> (band * band_bits)) & mask
             buckets.setdefault((band, value), []).append(signature)
     for members in buckets.values():
+        if len(members) > MAX_IMAGE_BUCKET:
+            continue
         for i, first in enumerate(members):
             for second in members[i + 1 :]:
+                if first.text_decides and second.text_decides:
+                    continue  # the text pairs these two (or says they differ)
                 key = (min(first.page_row, second.page_row), max(first.page_row, second.page_row))
                 if key not in seen:
                     seen.add(key)

@@ -10,34 +10,25 @@ opens such a file in the system viewer.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 from workbench import pdfsafety
-from workbench.checks.base import Check, Draft, Unit
-from workbench.checks.revisions import pdf_units, source_bytes
+from workbench.checks.base import Draft, Unit
+from workbench.checks.pdf_file import PdfFileCheck
 from workbench.store import Case
 
 _DANGEROUS = {"JavaScript", "Launch", "SubmitForm", "ImportData"}
 _FROM = "the PDF's catalog, pages, annotations and form fields, read with pikepdf (qpdf)"
 
 
-class ActiveContent(Check):
+class ActiveContent(PdfFileCheck):
     name = "active-content"
     version = 1
     summary = "JavaScript, launch and submit actions, actions on open: what opening the file does"
 
-    def units(self, case: Case) -> Iterator[Unit]:
-        yield from pdf_units(case)
-
     def run(self, case: Case, unit: Unit) -> list[Draft]:
-        data, page_ids = source_bytes(case, unit)
+        data, page_ids = self.source_bytes(case, unit)
         if data is None:
             return []
-        try:
-            with pdfsafety.open_pdf(data) as pdf:
-                items = pdfsafety.active_content(pdf)
-        except pdfsafety.UNREADABLE:  # encrypted (no password kept) or beyond qpdf's repair
-            return []
+        items = self.structure(data, pdfsafety.active_content)
         if not items:
             return []
         alert = any(i["action"] in _DANGEROUS or i.get("automatic") for i in items)

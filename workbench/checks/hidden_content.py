@@ -10,34 +10,26 @@ comments without text are ``info``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 from workbench import pdfsafety
-from workbench.checks.base import Check, Draft, Unit
-from workbench.checks.revisions import pdf_units, source_bytes
+from workbench.checks.base import Draft, Unit
+from workbench.checks.pdf_file import PdfFileCheck
 from workbench.store import Case
 
 _FROM = "the PDF's structure (pikepdf) and the text as drawn on each page (PyMuPDF)"
 
 
-class HiddenContent(Check):
+class HiddenContent(PdfFileCheck):
     name = "hidden-content"
     version = 1
     summary = "comments, attachments, hidden layers, form values, invisible or white text"
 
-    def units(self, case: Case) -> Iterator[Unit]:
-        yield from pdf_units(case)
-
     def run(self, case: Case, unit: Unit) -> list[Draft]:
-        data, page_ids = source_bytes(case, unit)
+        data, page_ids = self.source_bytes(case, unit)
         if data is None:
             return []
-        try:
-            with pdfsafety.open_pdf(data) as pdf:
-                items = pdfsafety.hidden_structure(pdf)
-        except pdfsafety.UNREADABLE:  # encrypted (no password kept) or beyond qpdf's repair
-            items = []
+        items = self.structure(data, pdfsafety.hidden_structure)
         layer_pages = [
             row[0]
             for row in case.db.execute(

@@ -9,68 +9,30 @@ sees (annotations, form fields, a signature), are ``info``.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from typing import Any
 
 from workbench import revisions as pdf_revisions
-from workbench.checks.base import Check, Draft, Unit
+from workbench.checks.base import Draft, Unit
+from workbench.checks.pdf_file import PdfFileCheck
 from workbench.store import Case
 
 _FROM = "earlier versions of the file kept inside it (incremental updates), opened and compared"
 
 
-class Revisions(Check):
+class Revisions(PdfFileCheck):
     name = "revisions"
     version = 1
     summary = "PDFs edited by incremental updates: what each earlier version said"
 
-    def units(self, case: Case) -> Iterator[Unit]:
-        yield from pdf_units(case)
-
     def run(self, case: Case, unit: Unit) -> list[Draft]:
         inputs = unit.inputs
-        data, _ = source_bytes(case, unit)
+        data, _ = self.source_bytes(case, unit)
         if data is None or data.count(b"%%EOF") < 2:
             return []
         revisions = pdf_revisions.analyse(data)
         if len(revisions) < 2:
             return []
         return [_draft(case, inputs["sha256"], revisions)]
-
-
-def pdf_units(case: Case) -> Iterator[Unit]:
-    """One unit per ingested PDF, for the checks that read the file again: its hash, its
-    path, and its size and time on disk (so a file that comes back is checked again)."""
-    for row in case.db.execute(
-        "SELECT sha256, path FROM sources WHERE status = 'ingested' AND kind = 'pdf' ORDER BY id"
-    ):
-        try:
-            stat = os.stat(row["path"])
-            present: list[int] | None = [stat.st_size, stat.st_mtime_ns]
-        except OSError:
-            present = None
-        yield Unit(
-            f"source:{row['sha256']}",
-            {"sha256": row["sha256"], "path": row["path"], "file": present},
-        )
-
-
-def source_bytes(case: Case, unit: Unit) -> tuple[bytes | None, dict[int, str]]:
-    """The file's bytes when they match the custody hash (else None), and its page ids by
-    page number."""
-    inputs = unit.inputs
-    pages = {
-        row[0]: row[1]
-        for row in case.db.execute(
-            "SELECT p.page_number, p.page_id FROM pages p JOIN sources s ON s.id = p.source_id"
-            " WHERE s.sha256 = ? AND s.status = 'ingested' ORDER BY p.page_number",
-            (inputs["sha256"],),
-        )
-    }
-    if inputs["file"] is None:
-        return None, pages
-    return pdf_revisions.read_verified(inputs["path"], inputs["sha256"]), pages
 
 
 def _draft(case: Case, sha256: str, revisions: list[pdf_revisions.Revision]) -> Draft:

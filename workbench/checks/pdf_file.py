@@ -1,0 +1,68 @@
+"""What the checks that read each PDF again share: one unit per ingested PDF, its bytes
+after the custody check, and its structure opened with pikepdf.
+
+Why a base class: revisions, hidden-content and active-content look at the file itself
+(not only at what ingest stored), so each must refuse a file that changed since ingest
+and re-check a file that comes back; that is decided here once.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from workbench import revisions as pdf_revisions
+from workbench.checks.base import Check, Unit
+from workbench.store import Case
+
+
+class PdfFileCheck(Check):
+    """A check whose units are the case's ingested PDFs, read again from disk."""
+
+    def units(self, case: Case) -> Iterator[Unit]:
+        """Each PDF's hash, path, and size and time on disk (so a file that comes back,
+        or is replaced, is checked again)."""
+        for row in case.db.execute(
+            "SELECT sha256, path FROM sources WHERE status = 'ingested' AND kind = 'pdf'"
+            " ORDER BY id"
+        ):
+            try:
+                stat = os.stat(row["path"])
+                present: list[int] | None = [stat.st_size, stat.st_mtime_ns]
+            except OSError:
+                present = None
+            yield Unit(
+                f"source:{row['sha256']}",
+                {"sha256": row["sha256"], "path": row["path"], "file": present},
+            )
+
+    @staticmethod
+    def source_bytes(case: Case, unit: Unit) -> tuple[bytes | None, dict[int, str]]:
+        """The file's bytes when they match the custody hash (else None), and its page
+        ids by page number."""
+        inputs = unit.inputs
+        pages = {
+            row[0]: row[1]
+            for row in case.db.execute(
+                "SELECT p.page_number, p.page_id FROM pages p JOIN sources s"
+                " ON s.id = p.source_id WHERE s.sha256 = ? AND s.status = 'ingested'"
+                " ORDER BY p.page_number",
+                (inputs["sha256"],),
+            )
+        }
+        if inputs["file"] is None:
+            return None, pages
+        return pdf_revisions.read_verified(inputs["path"], inputs["sha256"]), pages
+
+    @staticmethod
+    def structure(data: bytes, read: Callable[[Any], list[dict[str, Any]]]) -> list[dict[str, Any]]:
+        """What ``read`` finds in the file's structure; nothing when qpdf cannot open it
+        (encrypted with a password the case does not keep, or beyond repair)."""
+        from workbench import pdfsafety
+
+        try:
+            with pdfsafety.open_pdf(data) as pdf:
+                return read(pdf)
+        except pdfsafety.UNREADABLE:
+            return []
