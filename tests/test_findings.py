@@ -444,3 +444,19 @@ def test_search_finds_pages_with_open_findings(checked_case, tmp_path) -> None:
         findings.dismiss(case, copies["finding_id"], note="a known draft", reviewer="Alice")
         index.sync(case)
         assert index.matching_page_ids(case, "finding:copy-difference") == []
+
+
+def test_ingest_runs_the_checks_only_when_pages_changed(anomaly_trove, tmp_path) -> None:
+    out, _ = anomaly_trove
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("canary_a.pdf", "canary_b.pdf"):
+        shutil.copy(out / "anomalies" / name, folder / name)
+    first = _run(tmp_path / "case", "ingest", str(folder), "--lang", "eng")
+    assert "checks: 2 new finding(s) (1 alert, 1 warn)" in first.stdout
+    again = _run(tmp_path / "case", "ingest", str(folder), "--lang", "eng")
+    assert "checks:" not in again.stdout
+    skipped = _run(tmp_path / "other", "ingest", str(folder), "--lang", "eng", "--no-check")
+    assert "checks:" not in skipped.stdout
+    with Case.open(tmp_path / "other") as case:
+        assert findings.finding_records(case) == []

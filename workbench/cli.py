@@ -191,7 +191,10 @@ def ingest_command(
         report = ingest(
             case, list(paths), lang=lang, jobs=jobs, passwords=passwords, observer=progress
         )
-        checked = None if no_check else _run_checks_after_ingest(case)
+        # the checks look at what changed: an ingest that added or re-read no page
+        # (everything already in the case) leaves them nothing new to look at
+        changed = report.pages_added or report.pages_reread
+        checked = None if no_check or not changed else _run_checks_after_ingest(case)
     if not quiet:
         click.echo(_summary(report))
         if checked:
