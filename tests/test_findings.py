@@ -149,7 +149,12 @@ def test_findings_filters(checked_case, tmp_path) -> None:
     alerts = _run(case_dir, "findings", "--severity", "alert", "--json")
     alerted = [json.loads(line) for line in alerts.output.splitlines()]
     assert {a["severity"] for a in alerted} == {"alert"}
-    assert {a["check"] for a in alerted} == {"anachronism", "copy-difference", "active-content"}
+    assert {a["check"] for a in alerted} == {
+        "anachronism",
+        "copy-difference",
+        "active-content",
+        "identifying-metadata",
+    }
     unknown = CliRunner().invoke(
         main, ["findings", "--check", "nonsense"], env={"WORKBENCH_CASE": str(case_dir)}
     )

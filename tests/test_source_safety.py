@@ -61,3 +61,22 @@ def test_a_comment_names_its_author(safety_case) -> None:
 
 def test_nothing_on_a_plain_file(safety_case) -> None:
     assert safety_case["safety/xray-no_bad_redactions.2.1.pdf"] == []
+
+
+def test_identifying_metadata_on_real_files(tmp_path) -> None:
+    names = ["safety/exiftool-NikonD70.jpg", "safety/xray-rectangles_yes_2.pdf"]
+    with Case.open(tmp_path / "case", create=True) as case:
+        ingest(case, [str(CORPUS / name) for name in names], lang="eng", jobs=1)
+        findings.run_checks(case, ["identifying-metadata"])
+        by_file = {}
+        paths = {s.sha256: Path(s.path).name for s in case.sources()}
+        for record in findings.finding_records(case):
+            by_file[paths[record["source_sha256"]]] = record
+    camera = by_file["exiftool-NikonD70.jpg"]
+    assert camera["severity"] == "alert"  # the camera's serial number, from the maker notes
+    values = {i["what"]: i["value"] for i in camera["evidence"]["items"]}
+    assert values["serial number"] == "NO= 20025585"
+    assert values["device"] in ("NIKON CORPORATION", "NIKON D70")
+    author = by_file["xray-rectangles_yes_2.pdf"]
+    assert author["severity"] == "warn"
+    assert "'Eugene Volokh'" in author["message"]

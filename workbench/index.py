@@ -22,6 +22,7 @@ import os
 import re
 import shutil
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -639,7 +640,7 @@ def _cached_searcher(case: Case) -> Iterator[Any]:
         stat = folder.stat()
         identity = (stat.st_dev, stat.st_ino)
         cached = _SEARCHERS.pop(key, None)
-        if cached is not None and cached[0] == identity and cached[1].up_to_date():
+        if cached is not None and cached[0] == identity and _retrying(cached[1].up_to_date):
             searcher = cached[1]
         else:
             # Not Searcher.refresh(): it reuses the readers of unchanged segment ids and
@@ -647,12 +648,26 @@ def _cached_searcher(case: Case) -> Iterator[Any]:
             # copy in its segment, the new one in the next).
             if cached is not None:
                 cached[1].close()
-            searcher = (ix or whoosh_index.open_dir(key)).searcher()
+            searcher = _retrying(lambda: (ix or whoosh_index.open_dir(key)).searcher())
         _SEARCHERS[key] = (identity, searcher)  # most recently used last
         while len(_SEARCHERS) > _SEARCHERS_MAX:
             _, oldest = _SEARCHERS.pop(next(iter(_SEARCHERS)))
             oldest.close()
         yield searcher
+
+
+def _retrying(open_: Any, attempts: int = 5) -> Any:
+    """Open (or look at) the index again when a writer replaced its table of contents or
+    merged a segment between our listing its files and reading them: a missing file there
+    is a commit in progress in another process, not damage."""
+    for attempt in range(attempts):
+        try:
+            return open_()
+        except FileNotFoundError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def close_searchers() -> None:

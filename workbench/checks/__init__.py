@@ -22,6 +22,7 @@ _MODULES: dict[str, str] = {
     "copy-difference": "workbench.checks.copy_difference",
     "hidden-content": "workbench.checks.hidden_content",
     "active-content": "workbench.checks.active_content",
+    "identifying-metadata": "workbench.checks.identifying_metadata",
 }
 
 

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 from workbench import pdfsafety
 from workbench.checks.base import Draft, Unit
-from workbench.checks.pdf_file import PdfFileCheck
+from workbench.checks.file_check import FileCheck
 from workbench.store import Case
 
 _DANGEROUS = {"JavaScript", "Launch", "SubmitForm", "ImportData"}
 _FROM = "the PDF's catalog, pages, annotations and form fields, read with pikepdf (qpdf)"
 
 
-class ActiveContent(PdfFileCheck):
+class ActiveContent(FileCheck):
     name = "active-content"
     version = 1
     summary = "JavaScript, launch and submit actions, actions on open: what opening the file does"

@@ -14,13 +14,13 @@ from typing import Any
 
 from workbench import pdfsafety
 from workbench.checks.base import Draft, Unit
-from workbench.checks.pdf_file import PdfFileCheck
+from workbench.checks.file_check import FileCheck
 from workbench.store import Case
 
 _FROM = "the PDF's structure (pikepdf) and the text as drawn on each page (PyMuPDF)"
 
 
-class HiddenContent(PdfFileCheck):
+class HiddenContent(FileCheck):
     name = "hidden-content"
     version = 1
     summary = "comments, attachments, hidden layers, form values, invisible or white text"

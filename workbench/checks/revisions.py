@@ -13,13 +13,13 @@ from typing import Any
 
 from workbench import revisions as pdf_revisions
 from workbench.checks.base import Draft, Unit
-from workbench.checks.pdf_file import PdfFileCheck
+from workbench.checks.file_check import FileCheck
 from workbench.store import Case
 
 _FROM = "earlier versions of the file kept inside it (incremental updates), opened and compared"
 
 
-class Revisions(PdfFileCheck):
+class Revisions(FileCheck):
     name = "revisions"
     version = 1
     summary = "PDFs edited by incremental updates: what each earlier version said"
