@@ -44,7 +44,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-from workbench.checks.base import Check, Draft, Unit
+from workbench.checks.base import Check, Draft, Unit, source_pages
 from workbench.store import Case
 
 DATA_FILE = "data/release_dates.csv"
@@ -357,14 +357,7 @@ def _judge(
 
 
 def _page_ids(case: Case, sha256: str) -> list[tuple[int, str]]:
-    return [
-        (row[0], row[1])
-        for row in case.db.execute(
-            "SELECT p.page_number, p.page_id FROM pages p JOIN sources s ON s.id = p.source_id"
-            " WHERE s.sha256 = ? AND s.status = 'ingested' ORDER BY p.page_number",
-            (sha256,),
-        )
-    ]
+    return list(source_pages(case, sha256).items())
 
 
 CHECK = Anachronism()

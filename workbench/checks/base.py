@@ -67,6 +67,18 @@ class Check:
         raise NotImplementedError
 
 
+def source_pages(case: Case, sha256: str) -> dict[int, str]:
+    """An ingested file's page ids by page number, in page order."""
+    return {
+        row[0]: row[1]
+        for row in case.db.execute(
+            "SELECT p.page_number, p.page_id FROM pages p JOIN sources s ON s.id = p.source_id"
+            " WHERE s.sha256 = ? AND s.status = 'ingested' ORDER BY p.page_number",
+            (sha256,),
+        )
+    }
+
+
 def canonical(value: Any) -> str:
     """The JSON text hashed for inputs and finding content: sorted keys, no spaces."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)

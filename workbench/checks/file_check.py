@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
 from workbench import revisions as pdf_revisions
-from workbench.checks.base import Check, Unit
+from workbench.checks.base import Check, Unit, source_pages
 from workbench.store import Case
 
 
@@ -46,15 +46,7 @@ class FileCheck(Check):
         """The file's bytes when they match the custody hash (else None), and its page
         ids by page number."""
         inputs = unit.inputs
-        pages = {
-            row[0]: row[1]
-            for row in case.db.execute(
-                "SELECT p.page_number, p.page_id FROM pages p JOIN sources s"
-                " ON s.id = p.source_id WHERE s.sha256 = ? AND s.status = 'ingested'"
-                " ORDER BY p.page_number",
-                (inputs["sha256"],),
-            )
-        }
+        pages = source_pages(case, inputs["sha256"])
         if inputs["file"] is None:
             return None, pages
         return pdf_revisions.read_verified(inputs["path"], inputs["sha256"]), pages

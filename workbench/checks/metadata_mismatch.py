@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from statistics import median
 from typing import Any
 
-from workbench.checks.base import Check, Draft, Unit
+from workbench.checks.base import Check, Draft, Unit, source_pages
 from workbench.store import Case
 
 ANY_ZONE = timedelta(hours=14)
@@ -163,21 +163,11 @@ class MetadataMismatch(Check):
         drafts.extend(_after_ingest(moments, inputs["ingested_at"]))
         drafts.extend(_zones(moments))
         drafts.extend(_far_from_text(moments, inputs["text_dates"], inputs["scanned"]))
+        pages = list(source_pages(case, inputs["sha256"]).values()) if drafts else []
         for draft in drafts:
             draft.source_sha256 = inputs["sha256"]
-            draft.page_ids = _page_ids(case, inputs["sha256"])
+            draft.page_ids = pages
         return drafts
-
-
-def _page_ids(case: Case, sha256: str) -> list[str]:
-    return [
-        row[0]
-        for row in case.db.execute(
-            "SELECT p.page_id FROM pages p JOIN sources s ON s.id = p.source_id"
-            " WHERE s.sha256 = ? AND s.status = 'ingested' ORDER BY p.page_number",
-            (sha256,),
-        )
-    ]
 
 
 _CREATED_MODIFIED = (

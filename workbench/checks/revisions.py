@@ -25,25 +25,16 @@ class Revisions(FileCheck):
     summary = "PDFs edited by incremental updates: what each earlier version said"
 
     def run(self, case: Case, unit: Unit) -> list[Draft]:
-        inputs = unit.inputs
-        data, _ = self.source_bytes(case, unit)
+        data, pages = self.source_bytes(case, unit)
         if data is None or data.count(b"%%EOF") < 2:
             return []
         revisions = pdf_revisions.analyse(data)
         if len(revisions) < 2:
             return []
-        return [_draft(case, inputs["sha256"], revisions)]
+        return [_draft(pages, revisions)]
 
 
-def _draft(case: Case, sha256: str, revisions: list[pdf_revisions.Revision]) -> Draft:
-    pages = {
-        row[0]: row[1]
-        for row in case.db.execute(
-            "SELECT p.page_number, p.page_id FROM pages p JOIN sources s ON s.id = p.source_id"
-            " WHERE s.sha256 = ? AND s.status = 'ingested' ORDER BY p.page_number",
-            (sha256,),
-        )
-    }
+def _draft(pages: dict[int, str], revisions: list[pdf_revisions.Revision]) -> Draft:
     changed = sorted(
         {c.page_number for r in revisions for c in r.text_changes}
         | {n for r in revisions for n in r.pages_added}
