@@ -628,20 +628,79 @@ def _describe_document(record: dict[str, Any]) -> str:
     "--format",
     "fmt",
     required=True,
-    type=click.Choice(["csv", "jsonl", "report", "manifest"]),
+    type=click.Choice(["csv", "jsonl", "report", "manifest", "safe-pdf"]),
     help="csv: one row per page; jsonl: the full review log; report: readable HTML; "
-    "manifest: an OPT-like page manifest.",
+    "manifest: an OPT-like page manifest; safe-pdf: pages rebuilt from pixels, safe to publish.",
 )
 @click.option(
     "-o", "--output", "output", required=True, type=click.Path(dir_okay=False), help="File."
 )
+@click.option("--pages", "pages", multiple=True, help="safe-pdf: ids and ranges (WB-10..14).")
+@click.option("--query", "query", default=None, help="safe-pdf: the pages this search matches.")
+@click.option("--document", "document", default=None, help="safe-pdf: one document's pages.")
+@click.option(
+    "--colour/--grey",
+    "colour",
+    default=False,
+    help="safe-pdf: keep colour (printer tracking dots may survive); default greyscale.",
+)
+@click.option(
+    "--text",
+    "text",
+    type=click.Choice(["ocr", "none"]),
+    default="ocr",
+    show_default=True,
+    help="safe-pdf: a text layer from OCR of the new image, or images only.",
+)
+@click.option(
+    "--dpi",
+    type=click.IntRange(72, 600),
+    default=300,
+    show_default=True,
+    help="safe-pdf: resolution of the new page images.",
+)
+@click.option(
+    "--force", is_flag=True, help="safe-pdf: export pages with open bad-redaction/tracking-dots."
+)
+@click.option("--jobs", type=click.IntRange(min=1), default=None, help="safe-pdf: processes.")
 @click.pass_obj
-def export_command(state: _State, fmt: str, output: str) -> None:
-    """Export the verification record; the file is replaced atomically."""
+def export_command(
+    state: _State,
+    fmt: str,
+    output: str,
+    pages: tuple[str, ...],
+    query: str | None,
+    document: str | None,
+    colour: bool,
+    text: str,
+    dpi: int,
+    force: bool,
+    jobs: int | None,
+) -> None:
+    """Export the verification record, or a safe copy of pages; files are replaced atomically."""
     from workbench import export
 
+    if fmt != "safe-pdf":
+        given = [
+            name
+            for name, value in (
+                ("--pages", pages),
+                ("--query", query),
+                ("--document", document),
+                ("--force", force),
+                ("--jobs", jobs),
+            )
+            if value
+        ]
+        if given:
+            raise UsageError(f"{given[0]} applies only to --format safe-pdf")
     with state.open_case() as case:
         try:
+            if fmt == "safe-pdf":
+                _export_safe_pdf(
+                    case, output, pages, query, document, colour, text, dpi, force, jobs
+                )
+                return
             summary = export.export(case, fmt, output)
         except OSError as error:  # the output's drive, not the case's, is full or read-only
             folder = os.path.dirname(os.path.abspath(output))
@@ -650,6 +709,44 @@ def export_command(state: _State, fmt: str, output: str) -> None:
                 raise
             raise translated from error
     click.echo(summary)
+
+
+def _export_safe_pdf(
+    case: Case,
+    output: str,
+    pages: tuple[str, ...],
+    query: str | None,
+    document: str | None,
+    colour: bool,
+    text: str,
+    dpi: int,
+    force: bool,
+    jobs: int | None,
+) -> None:
+    from workbench import safe_pdf
+
+    if query:
+        _sync_quietly(case)
+    page_ids = safe_pdf.select_pages(case, pages=pages, query=query, document=document)
+    show = sys.stderr.isatty()
+
+    def progress(done: int, total: int) -> None:
+        if show:
+            click.echo(f"\rsafe-pdf: page {done}/{total}", err=True, nl=done == total)
+
+    report = safe_pdf.export_safe_pdf(
+        case,
+        output,
+        page_ids,
+        colour=colour,
+        text=text,
+        dpi=dpi,
+        force=force,
+        jobs=jobs,
+        progress=progress,
+    )
+    for line in safe_pdf.describe(report):
+        click.echo(line, err=line.startswith("warning:"))
 
 
 @main.command(name="check")

@@ -74,6 +74,9 @@ class CustodyError(SourceError):
         self.recorded_sha256 = recorded_sha256
         self.current_sha256 = current_sha256
 
+    def __reduce__(self) -> tuple[type, tuple[str, str, str]]:  # type: ignore[override]
+        return (type(self), (self.path, self.recorded_sha256, self.current_sha256))
+
 
 class ReadOnlyCaseError(CaseError):
     """The case is on a read-only drive (or in a folder we cannot write): it can be read,

@@ -576,17 +576,21 @@ def render_page(
     gray: bool = False,
     max_pixels: int = MAX_RENDER_PIXELS,
     max_side: int = MAX_RENDER_SIDE,
+    annots: bool = True,
 ) -> pymupdf.Pixmap:
     """The page rendered at ``dpi``, lowered first so the pixmap fits the caps.
 
     The scale is chosen from ``page.rect`` before MuPDF renders, so no render ever
     allocates more than ``max_pixels`` pixels. ``page.rect`` is the page as shown: its
     /Rotate and /UserUnit (a 14,400-unit page with /UserUnit 10 is 144,000 pt) are
-    applied, and MuPDF's render honours both.
+    applied, and MuPDF's render honours both. ``annots=False`` leaves annotations and
+    form fields out (the safe export draws only the page).
     """
     zoom = _capped_zoom(page, dpi, max_pixels, max_side)
     colorspace = pymupdf.csGRAY if gray else pymupdf.csRGB
-    return page.get_pixmap(matrix=pymupdf.Matrix(zoom, zoom), colorspace=colorspace, alpha=False)
+    return page.get_pixmap(
+        matrix=pymupdf.Matrix(zoom, zoom), colorspace=colorspace, alpha=False, annots=annots
+    )
 
 
 def _capped_zoom(page: pymupdf.Page, dpi: float, max_pixels: int, max_side: int) -> float:
