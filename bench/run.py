@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import app, checks, digital, lines, scanned, search
+from bench import app, checks, digital, lines, safe_export, scanned, search
 from bench.common import CORES, RESULTS, cache_root, fixtures_key
 
 
@@ -36,10 +36,12 @@ class Sizes:
     memory_small: int
     memory_large: int
     lines_per_script: int
+    safe_ocr_pages: int
+    safe_plain_pages: int
 
 
-FULL = Sizes(40, 700, 100_000, 1_000, 10_000, 40)
-QUICK = Sizes(6, 60, 5_000, 300, 1_000, 2)
+FULL = Sizes(40, 700, 100_000, 1_000, 10_000, 40, 24, 100)
+QUICK = Sizes(6, 60, 5_000, 300, 1_000, 2, 2, 6)
 FLAT_GROWTH = 1.25  # peak RSS large/small at or under this counts as flat (linear: ~10x)
 
 
@@ -98,6 +100,10 @@ def measure(sizes: Sizes, work: Path) -> dict[str, Any]:
         "small": _timed(sections, "checks_small", checks.measure, small_case, work, "small"),
         "large": _timed(sections, "checks_large", checks.measure, folder, work, "large"),
     }
+    results["safe_export"] = _timed(
+        sections, "safe_export", safe_export.run, small_case, work,
+        sizes.safe_ocr_pages, sizes.safe_plain_pages,
+    )  # fmt: skip
     results["memory"] = _timed(
         sections, "memory", digital.memory, work, sizes.memory_small, sizes.memory_large
     )
@@ -159,6 +165,12 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
     out.append((f"  ratio {large['pages']:,} / {small['pages']:,} pages", f"{ratio}x", "<= 200x",
                 ratio <= 200))  # fmt: skip
     out.append(("  checks peak RSS, large", f"{large['peak_rss_mb']} MB", "", None))
+    safety = [name for name in small["check_seconds"] if name in safe_export.SAFETY_CHECKS]
+    seconds = round(sum(small["check_seconds"][name] for name in safety), 2)
+    ratio = round(seconds / k["ingest_seconds"], 2)
+    out.append((f"source-safety checks, {small['pages']:,} pages", f"{seconds} s", "", None))
+    out.append(("  ratio source-safety checks / ingest", f"{ratio}", "<= 1.0", ratio <= 1.0))
+    out.extend(safe_export.rows(results["safe_export"]))
     m = results["memory"]
     for label in ("small", "large"):
         e = m[label]

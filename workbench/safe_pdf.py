@@ -29,6 +29,7 @@ import io
 import json
 import multiprocessing
 import os
+import subprocess
 import tempfile
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -79,7 +80,7 @@ EVERY_PAGE_LOSES = (
 class UnsafePagesError(WorkbenchError):
     """Pages whose publication a finding warns against; refused unless --force."""
 
-    exit_code = 8
+    exit_code = 9
 
 
 @dataclass
@@ -368,7 +369,6 @@ def _worker_init() -> None:
 
 def _make_page(job: _PageJob) -> dict[str, Any]:
     """The page as a new image (JPEG bytes) and its text layer (a text-only PDF page)."""
-    from PIL import Image
 
     from workbench import readers
 
@@ -390,19 +390,24 @@ def _make_page(job: _PageJob) -> dict[str, Any]:
                     "paper whitened, so printer tracking dots (yellow) do not survive",
                 }
             )
-    fresh = Image.frombytes(shown.mode, shown.size, shown.tobytes())  # no info, no EXIF
-    buffer = io.BytesIO()
-    fresh.save(buffer, format="JPEG", quality=JPEG_QUALITY, optimize=True, dpi=(job.dpi, job.dpi))
-    text_pdf = _text_layer(fresh, job) if job.text == "ocr" else None
+    shown.info.clear()  # nothing of the original's info (EXIF, ICC, XMP) may follow
+    jpeg = _jpeg(shown, job.dpi)
+    text_pdf = _text_layer(shown, jpeg, job) if job.text == "ocr" else None
     return {
-        "jpeg": buffer.getvalue(),
+        "jpeg": jpeg,
         "text_pdf": text_pdf,
         "size_pt": size_pt,
-        "pixels": list(fresh.size),
-        "mode": fresh.mode,
+        "pixels": list(shown.size),
+        "mode": shown.mode,
         "colour": was_colour,
         "removed": removed,
     }
+
+
+def _jpeg(image: Any, dpi: int) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=JPEG_QUALITY, dpi=(dpi, dpi))
+    return buffer.getvalue()
 
 
 def _pdf_page_pixels(job: _PageJob) -> tuple[Any, tuple[float, float], list[dict[str, Any]]]:
@@ -421,7 +426,9 @@ def _pdf_page_pixels(job: _PageJob) -> tuple[Any, tuple[float, float], list[dict
         page = doc.load_page(job.page_number - 1)
         removed = _page_inventory(page)
         pixmap = readers.render_page(page, dpi=job.dpi, annots=False)
-        image = Image.frombytes("RGB", (pixmap.width, pixmap.height), pixmap.samples)
+        # over a bytes copy of the samples (which the image keeps alive), not a second copy
+        size = (pixmap.width, pixmap.height)
+        image = Image.frombuffer("RGB", size, pixmap.samples, "raw", "RGB", 0, 1)
         return image, (page.rect.width, page.rect.height), removed
 
 
@@ -525,8 +532,8 @@ def _has_colour(image: Any) -> bool:
     """Does the page show colour? (sampled: a scan's grey paper has a little chroma)."""
     from PIL import ImageChops
 
-    small = image.copy()
-    small.thumbnail((800, 800))
+    factor = max(1, min(image.width, image.height) // 400)
+    small = image.reduce(factor) if factor > 1 else image  # a box filter: cheap
     red, green, blue = small.split()
     spread = ImageChops.subtract(
         ImageChops.lighter(ImageChops.lighter(red, green), blue),
@@ -553,26 +560,34 @@ def _grey_whitened(image: Any) -> Any:
     return grey.point(table)
 
 
-def _text_layer(image: Any, job: _PageJob) -> bytes | None:
-    """Tesseract's text-only PDF of the upright page (invisible text, no image)."""
-    import pytesseract
+def _text_layer(image: Any, jpeg: bytes, job: _PageJob) -> bytes:
+    """Tesseract's text-only PDF of the upright page (invisible text, no image).
 
+    Tesseract is handed the JPEG just made (turned upright first when the page is not):
+    no second encoding of the page, and the text is read from exactly what is published.
+    """
     from workbench import ocr
 
-    upright = ocr._turn(image, job.rotation)
-    try:
-        data = pytesseract.image_to_pdf_or_hocr(
-            upright,
-            lang=job.lang,
-            config=f"--psm {job.psm} --dpi {job.dpi} -c textonly_pdf=1",
-            extension="pdf",
-            timeout=OCR_TIMEOUT,
-        )
-    except RuntimeError as error:  # pytesseract's timeout
-        raise OcrError(f"Tesseract did not finish ({error})") from None
-    except pytesseract.TesseractError as error:
-        raise OcrError(f"Tesseract failed ({error.message.strip()[:200]})") from None
-    return bytes(data)
+    if job.rotation:
+        jpeg = _jpeg(ocr._turn(image, job.rotation), job.dpi)
+    with tempfile.TemporaryDirectory(prefix="wb-safe-") as folder:
+        source = Path(folder) / "page.jpg"
+        source.write_bytes(jpeg)
+        command = [
+            "tesseract", str(source), str(Path(folder) / "text"), "-l", job.lang,
+            "--psm", str(job.psm), "--dpi", str(job.dpi), "-c", "textonly_pdf=1", "pdf",
+        ]  # fmt: skip
+        try:
+            done = subprocess.run(command, capture_output=True, timeout=OCR_TIMEOUT, check=False)
+        except subprocess.TimeoutExpired:
+            raise OcrError(f"Tesseract did not finish in {OCR_TIMEOUT:.0f} s") from None
+        except OSError as error:
+            raise OcrError(f"Tesseract could not be started ({error.strerror})") from None
+        result = Path(folder) / "text.pdf"
+        if done.returncode != 0 or not result.exists():
+            said = done.stderr.decode("utf-8", "replace").strip().splitlines()
+            raise OcrError(f"Tesseract failed ({said[-1][:200] if said else done.returncode})")
+        return result.read_bytes()
 
 
 # ----- in the worker: one file ------------------------------------------------------------
