@@ -374,14 +374,14 @@ def _make_page(job: _PageJob) -> dict[str, Any]:
 
     readers.check_custody(job.path, job.sha256)
     if job.kind == "pdf":
-        image, size_pt, removed = _pdf_page_pixels(job)
+        image, size_pt, removed, was_colour = _pdf_page_pixels(job)
     else:
         image, size_pt, removed = _image_page_pixels(job)
-    was_colour = _has_colour(image)
+        was_colour = _has_colour(image)
     if job.colour:
         shown = image
     else:
-        shown = _grey_whitened(image)
+        shown = _whitened(_grey(image))
         if was_colour:
             removed.append(
                 {
@@ -410,7 +410,10 @@ def _jpeg(image: Any, dpi: int) -> bytes:
     return buffer.getvalue()
 
 
-def _pdf_page_pixels(job: _PageJob) -> tuple[Any, tuple[float, float], list[dict[str, Any]]]:
+def _pdf_page_pixels(
+    job: _PageJob,
+) -> tuple[Any, tuple[float, float], list[dict[str, Any]], bool]:
+    """The page drawn without annotations, its size in points, what it loses, colour?"""
     import pymupdf
     from PIL import Image
 
@@ -425,11 +428,21 @@ def _pdf_page_pixels(job: _PageJob) -> tuple[Any, tuple[float, float], list[dict
             raise SourceError(job.path, "encrypted: the case does not keep passwords")
         page = doc.load_page(job.page_number - 1)
         removed = _page_inventory(page)
+        size_pt = (page.rect.width, page.rect.height)
+        if not job.colour and not page.get_images():
+            # drawn, not scanned: no printer ever put dots on it, so MuPDF renders it grey
+            # (a third of the pixels); a small colour render says whether colour was lost
+            small = readers.render_page(page, dpi=24, annots=False)
+            small_image = Image.frombytes("RGB", (small.width, small.height), small.samples)
+            pixmap = readers.render_page(page, dpi=job.dpi, gray=True, annots=False)
+            size = (pixmap.width, pixmap.height)
+            grey = Image.frombuffer("L", size, pixmap.samples, "raw", "L", 0, 1)
+            return grey, size_pt, removed, _has_colour(small_image)
         pixmap = readers.render_page(page, dpi=job.dpi, annots=False)
         # over a bytes copy of the samples (which the image keeps alive), not a second copy
         size = (pixmap.width, pixmap.height)
         image = Image.frombuffer("RGB", size, pixmap.samples, "raw", "RGB", 0, 1)
-        return image, (page.rect.width, page.rect.height), removed
+        return image, size_pt, removed, _has_colour(image)
 
 
 def _page_inventory(page: Any) -> list[dict[str, Any]]:
@@ -544,14 +557,20 @@ def _has_colour(image: Any) -> bool:
     return coloured > COLOUR_SHARE * small.width * small.height
 
 
-def _grey_whitened(image: Any) -> Any:
-    """Greyscale from red and green only, then every pixel near the paper made white.
+def _grey(image: Any) -> Any:
+    """Greyscale from red and green only (a grey image is kept as it is).
 
     Yellow absorbs blue and little else: without the blue channel a yellow dot is as
-    light as the paper, and the whitening takes it (and scanner noise) to white.
-    Black, blue and red ink stay dark.
+    light as the paper. Black, blue and red ink stay dark.
     """
-    grey = image.convert("L", matrix=(0.5, 0.5, 0.0, 0.0))
+    if image.mode == "L":
+        return image
+    return image.convert("L", matrix=(0.5, 0.5, 0.0, 0.0))
+
+
+def _whitened(grey: Any) -> Any:
+    """Every pixel within PAPER_MARGIN of the paper's grey made white (the paper is the
+    commonest light grey): what is left of dots, scanner noise and paper tint goes."""
     histogram = grey.histogram()
     bright = histogram[128:]
     paper = 128 + max(range(len(bright)), key=bright.__getitem__) if any(bright) else 255
