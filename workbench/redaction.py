@@ -49,6 +49,7 @@ MASK = "█"
 # A path-filling operator standing alone between whitespace: f, F, f*, B, B*, b, b*.
 _FILL_OPERATOR = re.compile(rb"\s(?:f\*?|F|B\*?|b\*?)\s")
 _READABLE = re.compile(r"\w")
+_REFERENCE = re.compile(r"(\d+) \d+ R")
 
 
 @dataclass
@@ -135,22 +136,40 @@ def _rgb(colour: Any) -> tuple[float, float, float] | None:
     return None
 
 
+def _forms_fill(doc: pymupdf.Document, holder: int, cache: dict[int, bool], depth: int = 0) -> bool:
+    """Does a form XObject that the object ``holder`` (a page or a form) draws fill a
+    path, directly or through forms it draws in turn? ``cache`` keeps the answer per form
+    for the whole document (pages share their letterhead forms)."""
+    kind, value = doc.xref_get_key(holder, "Resources/XObject")
+    if kind == "xref":
+        value = doc.xref_object(int(value.split()[0]), compressed=True)
+    elif kind != "dict":
+        return False
+    for xref in map(int, _REFERENCE.findall(value)):
+        if xref not in cache:
+            cache[xref] = False  # a form drawing itself: stop there
+            if doc.xref_get_key(xref, "Subtype") == ("name", "/Form"):
+                stream = doc.xref_stream(xref) or b""
+                cache[xref] = bool(_FILL_OPERATOR.search(b" " + stream + b" ")) or (
+                    depth < 8 and _forms_fill(doc, xref, cache, depth + 1)
+                )
+        if cache[xref]:
+            return True
+    return False
+
+
 def may_fill(page: pymupdf.Page, forms: dict[int, bool]) -> bool:
-    """Can anything on the page be a filled box? False only when no content stream of
-    the page (nor a form it draws) has a path-filling operator and it has no annotations.
-    ``forms`` caches the answer per form XObject across the pages of one document."""
+    """Can anything on the page be a filled box? False only when the page's content
+    stream and the forms it draws have no path-filling operator and the page has no
+    annotations. Much cheaper than listing the page's drawings."""
     if page.first_annot is not None:
         return True
     if _FILL_OPERATOR.search(b" " + page.read_contents() + b" "):
         return True
     doc = page.parent
-    for xref, *_ in page.get_xobjects():
-        if xref not in forms:
-            stream = doc.xref_stream(xref) or b""
-            forms[xref] = bool(_FILL_OPERATOR.search(b" " + stream + b" "))
-        if forms[xref]:
-            return True
-    return False
+    if doc.xref_get_key(page.xref, "Resources")[0] == "null":
+        return True  # resources inherited from the page tree: look at the drawings
+    return _forms_fill(doc, page.xref, forms)
 
 
 def boxes(page: pymupdf.Page) -> list[Box]:
