@@ -281,3 +281,29 @@ def test_generated_born_digital_pages_give_nothing(small_trove: Path) -> None:
         with pymupdf.open(path) as doc:
             pages = list(range(1, doc.page_count + 1))
         assert list(redaction.scan(path.read_bytes(), pages)) == [], path.name
+
+
+@pytest.mark.parametrize("rotation", [90, 180, 270])
+def test_rotated_pages(rotation: int) -> None:
+    """The render is rotated, the drawings and characters are not: the box's pixels
+    must be looked up where the rotated page shows them."""
+
+    def draw(page: pymupdf.Page) -> None:
+        _words(page)
+        page.draw_rect(BOX, color=None, fill=(0, 0, 0))
+        page.set_rotation(rotation)
+
+    (number, covers), *_ = redaction.scan(_page_with(draw), [1])
+    assert covers[0].text == "Ambassador Karimi"
+
+
+def test_what_the_render_shows_decides() -> None:
+    """Characters under a box but drawn again in white on top of it are on show (the
+    pixels of the box area are not one colour): nothing is reported."""
+
+    def draw(page: pymupdf.Page) -> None:
+        _words(page)
+        page.draw_rect(BOX, color=None, fill=(0, 0, 0))
+        _words(page, (1, 1, 1))
+
+    assert list(redaction.scan(_page_with(draw), [1])) == []

@@ -296,7 +296,7 @@ def _seen_as_boxes(page: pymupdf.Page, covers: list[Cover]) -> list[Cover]:
         for line in cover.lines:
             region |= line.rect
         region &= cover.box.rect
-        region = region * pymupdf.Matrix(zoom, zoom)
+        region = (region * page.rotation_matrix * pymupdf.Matrix(zoom, zoom)).normalize()
         values = _interior(pixmap, region)
         if values is None:
             continue
