@@ -251,6 +251,25 @@ def test_rules_on_drawn_pages(name, draw, hidden) -> None:
     assert sum(c.characters for c in covers) == hidden, name
 
 
+def _annotation(page: pymupdf.Page, kind: str) -> None:
+    if kind == "square":
+        annot = page.add_rect_annot(BOX)
+        annot.set_colors(stroke=(0, 0, 0), fill=(0, 0, 0))
+    else:
+        annot = page.add_highlight_annot(BOX)
+        annot.set_colors(stroke=(0, 0, 0))
+    annot.update()
+
+
+@pytest.mark.parametrize("kind", ["square", "highlight"])
+def test_black_annotations_over_text(kind: str) -> None:
+    """A black rectangle comment or a black highlight over words (a reader's way to
+    "redact"): drawn after the page's content, so over its text."""
+    data = _page_with(lambda p: (_words(p), _annotation(p, kind)))
+    (number, covers), *_ = redaction.scan(data, [1])
+    assert covers[0].text == "Ambassador Karimi"
+
+
 def test_a_box_inside_a_form_xobject_is_seen() -> None:
     """Pages placed as forms (show_pdf_page) keep their boxes out of the page's own
     content stream; the cheap scan must look inside the forms it draws."""
