@@ -45,6 +45,8 @@ SAME_COLOUR = 0.1  # largest difference per channel (0-1) for "the box's colour"
 UNIFORM = 24  # largest spread per channel (0-255) of the pixels over hidden characters
 MAX_RENDER_PIXELS = 8_000_000
 MASK = "█"
+# What MuPDF raises on a damaged file or page (its own errors are not RuntimeErrors).
+MUPDF_ERRORS = (RuntimeError, ValueError, pymupdf.mupdf.FzErrorBase)
 
 # A path-filling operator standing alone between whitespace: f, F, f*, B, B*, b, b*.
 _FILL_OPERATOR = re.compile(rb"\s(?:f\*?|F|B\*?|b\*?)\s")
@@ -335,7 +337,7 @@ def scan(data: bytes, pages: list[int]) -> Iterator[tuple[int, list[Cover] | str
 
     try:
         doc = pymupdf.open(stream=data, filetype="pdf")
-    except (RuntimeError, ValueError):  # MuPDF cannot parse it: ingest said so already
+    except MUPDF_ERRORS:  # MuPDF cannot parse it: ingest said so already
         return
     with doc:
         if doc.needs_pass:
@@ -349,7 +351,7 @@ def scan(data: bytes, pages: list[int]) -> Iterator[tuple[int, list[Cover] | str
                 if not may_fill(page, forms):
                     continue
                 found = covered(page)
-            except (RuntimeError, ValueError) as error:  # a page MuPDF cannot draw
+            except MUPDF_ERRORS as error:  # a page MuPDF cannot draw
                 yield number, readers._mupdf_reason(error)
                 continue
             if found:

@@ -270,7 +270,7 @@ def _covers_on_page(record: dict[str, Any]) -> tuple[list[Any], str | None]:
         raise SourceError(path, "changed while it was being read; try again")
     try:
         return redaction.page_covers(data, record["page_number"])
-    except (RuntimeError, ValueError) as error:
+    except redaction.MUPDF_ERRORS as error:
         raise SourceError(
             path,
             f"page {record['page_number']} cannot be drawn ({readers._mupdf_reason(error)})",
