@@ -326,3 +326,26 @@ def test_what_the_render_shows_decides() -> None:
         _words(page, (1, 1, 1))
 
     assert list(redaction.scan(_page_with(draw), [1])) == []
+
+
+def test_persian_words_are_masked_and_revealed_as_letters(planted) -> None:
+    """A box over a Persian word of a generated cable: masked in the text layer as ingest
+    reads it, and revealed as letters (not the presentation forms the PDF draws)."""
+    import unicodedata
+
+    from workbench import readers
+
+    folder, _ = planted
+    with pymupdf.open(folder / "clean_2.pdf") as doc:  # a Persian cable
+        page = doc[0]
+        word = next(w for w in page.get_text("words") if len(w[4]) >= 4 and w[4].isalpha())
+        page.draw_rect(pymupdf.Rect(word[:4]) + (-1, -1, 1, 1), color=None, fill=(0, 0, 0))
+        data = doc.tobytes()
+    covers, masked = redaction.page_covers(data, 1)
+    letters = unicodedata.normalize("NFKC", word[4])
+    assert [c.text for c in covers] == [letters]
+    with pymupdf.open(stream=data) as doc:
+        stored = readers._clean_text(doc[0].get_text("text"))
+    assert masked is not None and len(masked) == len(stored)
+    assert letters not in masked and redaction.MASK * len(letters) in masked
+    assert masked.replace(redaction.MASK * len(letters), letters, 1) == stored

@@ -91,7 +91,11 @@ class Cover:
 
     @property
     def text(self) -> str:
-        return " ".join(line.text.strip() for line in self.lines)
+        """The hidden text, lines joined by spaces, letters as the page text has them
+        (Arabic presentation forms and ligatures turned back into letters)."""
+        from workbench import readers
+
+        return readers._clean_text(" ".join(line.text.strip() for line in self.lines))
 
     def evidence(self) -> dict[str, Any]:
         """Where and how much, never what: the positions and counts of the characters."""
