@@ -349,3 +349,18 @@ def test_persian_words_are_masked_and_revealed_as_letters(planted) -> None:
     assert masked is not None and len(masked) == len(stored)
     assert letters not in masked and redaction.MASK * len(letters) in masked
     assert masked.replace(redaction.MASK * len(letters), letters, 1) == stored
+
+
+@pytest.mark.parametrize(
+    ("content", "fills"),
+    [
+        (b"0 0 10 10 re f/GS1 gs", True),  # a name may follow an operator directly
+        (b"re\nf*\n", True),
+        (b"q 1 0 0 RG 0 0 5 5 re B Q", True),
+        (b"0 g 1 1 m 2 2 l h b*", True),
+        (b"BT /F1 12 Tf [(f)-20(of)] TJ <0f> Tj ET", False),
+        (b"q /Fm0 Do Q", False),
+    ],
+)
+def test_the_cheap_scan_finds_fill_operators(content: bytes, fills: bool) -> None:
+    assert bool(redaction._FILL_OPERATOR.search(content)) is fills

@@ -48,8 +48,9 @@ MASK = "█"
 # What MuPDF raises on a damaged file or page (its own errors are not RuntimeErrors).
 MUPDF_ERRORS = (RuntimeError, ValueError, pymupdf.mupdf.FzErrorBase)
 
-# A path-filling operator standing alone between whitespace: f, F, f*, B, B*, b, b*.
-_FILL_OPERATOR = re.compile(rb"\s(?:f\*?|F|B\*?|b\*?)\s")
+# A path-filling operator (f, F, f*, B, B*, b, b*) as a token of its own: after
+# whitespace or the end of an operand, before whitespace or the start of the next token.
+_FILL_OPERATOR = re.compile(rb"(?<![^\s\]>)])(?:f\*?|F|B\*?|b\*?)(?![^\s/\[<(%])")
 _READABLE = re.compile(r"\w")
 _REFERENCE = re.compile(r"(\d+) \d+ R")
 
@@ -156,7 +157,7 @@ def _forms_fill(doc: pymupdf.Document, holder: int, cache: dict[int, bool], dept
             cache[xref] = False  # a form drawing itself: stop there
             if doc.xref_get_key(xref, "Subtype") == ("name", "/Form"):
                 stream = doc.xref_stream(xref) or b""
-                cache[xref] = bool(_FILL_OPERATOR.search(b" " + stream + b" ")) or (
+                cache[xref] = bool(_FILL_OPERATOR.search(stream)) or (
                     depth < 8 and _forms_fill(doc, xref, cache, depth + 1)
                 )
         if cache[xref]:
@@ -170,7 +171,7 @@ def may_fill(page: pymupdf.Page, forms: dict[int, bool]) -> bool:
     annotations. Much cheaper than listing the page's drawings."""
     if page.first_annot is not None:
         return True
-    if _FILL_OPERATOR.search(b" " + page.read_contents() + b" "):
+    if _FILL_OPERATOR.search(page.read_contents()):
         return True
     doc = page.parent
     if doc.xref_get_key(page.xref, "Resources")[0] == "null":
