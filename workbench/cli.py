@@ -893,8 +893,11 @@ def _describe_page(record: dict[str, Any]) -> Iterator[str]:
 def _describe_hidden(record: dict[str, Any]) -> Iterator[str]:
     """The --hidden section: what is still under the boxes, said to be hidden text."""
     boxes = record["hidden_text"]
-    if record["text_source"] != "layer":
+    if record["text_source"] == "ocr":
         yield "  hidden text    none: the page's text was read by OCR from what it shows"
+        return
+    if record["text_source"] != "layer":
+        yield "  hidden text    none: the page has no text"
         return
     if not boxes:
         yield "  hidden text    none under boxes on this page"
