@@ -151,6 +151,7 @@ def test_findings_filters(checked_case, tmp_path) -> None:
     assert {a["severity"] for a in alerted} == {"alert"}
     assert {a["check"] for a in alerted} == {
         "anachronism",
+        "bad-redaction",
         "copy-difference",
         "active-content",
         "identifying-metadata",

@@ -267,12 +267,22 @@ def pages(state: _State, as_json: bool) -> None:
 
 @main.command()
 @click.argument("page_id")
+@click.option(
+    "--hidden",
+    is_flag=True,
+    help="Also print the text still under redaction boxes (masked with █ otherwise).",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
 @click.pass_obj
-def show(state: _State, page_id: str, as_json: bool) -> None:
-    """One page: provenance, text, metadata, page marker and dates found."""
+def show(state: _State, page_id: str, hidden: bool, as_json: bool) -> None:
+    """One page: provenance, text, metadata, page marker and dates found.
+
+    Text still under black redaction boxes (see the bad-redaction check) is masked with
+    █ unless --hidden is given; then it is printed apart, labelled as hidden text.
+    """
     with state.open_case() as case:
         record = views.page_detail(case, page_id)
+    views.redaction_view(record, reveal=hidden)
     if as_json:
         _print_json(record)
         return
@@ -971,8 +981,37 @@ def _describe_page(record: dict[str, Any]) -> Iterator[str]:
         yield f"  date           {found['iso']}  {found['calendar']:<9} {found['original']!r}"
     if record["error"]:
         yield f"  error          {record['error']}"
+    if "hidden_text" in record:
+        yield from _describe_hidden(record)
     yield ""
     yield record["text"]
+
+
+def _describe_hidden(record: dict[str, Any]) -> Iterator[str]:
+    """The --hidden section: what is still under the boxes, said to be hidden text."""
+    boxes = record["hidden_text"]
+    if record["text_source"] == "ocr":
+        yield "  hidden text    none: the page's text was read by OCR from what it shows"
+        return
+    if record["text_source"] != "layer":
+        yield "  hidden text    none: the page has no text"
+        return
+    if not boxes:
+        yield "  hidden text    none under boxes on this page"
+        return
+    total = sum(box["characters"] for box in boxes)
+    yield (
+        f"  HIDDEN TEXT    {total} characters under {len(boxes)} "
+        f"box{'es' if len(boxes) > 1 else ''}, still in the "
+        "file (selectable, extractable): not for publication"
+    )
+    for number, box in enumerate(boxes, start=1):
+        x0, y0, x1, y1 = box["rect"]
+        yield (
+            f"    box {number} at ({x0}, {y0})-({x1}, {y1}) pt, {box['colour']}, "
+            f"{box['characters']} characters, {box['how']}:"
+        )
+        yield f"      HIDDEN: {box['text']}"
 
 
 def _summary(report: IngestReport) -> str:

@@ -11,6 +11,7 @@ import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
+from workbench.errors import SourceError, WorkbenchError
 from workbench.store import Case
 
 
@@ -215,3 +216,62 @@ def _stale_reason(row: sqlite3.Row) -> str | None:
         f" now {row['source_changed_sha256']}, seen {row['source_changed_seen_at']}): "
         "its pages' decisions are stale; restore the original file"
     )
+
+
+WITHHELD = (
+    "[page text withheld: it holds text hidden under redaction boxes, and {reason}, so the "
+    "hidden characters cannot be masked; `workbench show PAGE --hidden` prints it all]"
+)
+
+
+def redaction_view(record: dict[str, Any], *, reveal: bool) -> None:
+    """Mask text still under redaction boxes in a ``page_detail`` record; with ``reveal``,
+    add it, labelled, as ``hidden_text`` (one entry per box, with its ``text``).
+
+    Why here and not at ingest: the stored page text keeps every character (search and
+    exports of the case need it), but a reviewer who shows a page must not see or copy
+    what was meant to be blacked out without asking. The file is read again after the
+    custody check; a page whose file cannot be read is shown as stored unless a
+    ``bad-redaction`` finding says it hides text, in which case its text is withheld.
+    """
+    if record["text_source"] != "layer":
+        if reveal:
+            record["hidden_text"] = []
+        return
+    flagged = any(
+        f["check"] == "bad-redaction" and f["severity"] == "alert" for f in record["findings"]
+    )
+    try:
+        covers, masked = _covers_on_page(record)
+    except WorkbenchError as error:
+        if reveal:
+            raise
+        if flagged:
+            record["text"] = WITHHELD.format(reason=f"its file cannot be read ({error})")
+        return
+    if covers:
+        record["text"] = (
+            masked
+            if masked is not None
+            else WITHHELD.format(reason="they could not be found in the text layer")
+        )
+    if reveal:
+        record["hidden_text"] = [{**cover.evidence(), "text": cover.text} for cover in covers]
+
+
+def _covers_on_page(record: dict[str, Any]) -> tuple[list[Any], str | None]:
+    """The page's boxes with text under them, from its custody-checked file."""
+    from workbench import readers, redaction, revisions
+
+    path, sha256 = record["source_path"], record["source_sha256"]
+    readers.check_custody(path, sha256)  # names a missing or changed file
+    data = revisions.read_verified(path, sha256)
+    if data is None:
+        raise SourceError(path, "changed while it was being read; try again")
+    try:
+        return redaction.page_covers(data, record["page_number"])
+    except redaction.MUPDF_ERRORS as error:
+        raise SourceError(
+            path,
+            f"page {record['page_number']} cannot be drawn ({readers._mupdf_reason(error)})",
+        ) from None

@@ -20,6 +20,7 @@ _MODULES: dict[str, str] = {
     "odd-page": "workbench.checks.odd_page",
     "near-duplicate": "workbench.checks.near_duplicate",
     "copy-difference": "workbench.checks.copy_difference",
+    "bad-redaction": "workbench.checks.bad_redaction",
     "hidden-content": "workbench.checks.hidden_content",
     "active-content": "workbench.checks.active_content",
     "identifying-metadata": "workbench.checks.identifying_metadata",
