@@ -27,7 +27,8 @@ def checked(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("anomalies")
     truth = json.loads(generate_anomaly_trove(out).read_text(encoding="utf-8"))
     case_dir = tmp_path_factory.mktemp("case") / "case"
-    wanted = ["canary_a.pdf", "canary_b.pdf", "opens_javascript.pdf", "clean_1.pdf"]
+    wanted = ["canary_a.pdf", "canary_b.pdf", "opens_javascript.pdf", "clean_1.pdf",
+              "bad_redaction.pdf"]  # fmt: skip
     with Case.open(case_dir, create=True) as case:
         ingest(case, [str(out / "anomalies" / name) for name in wanted], lang="eng", jobs=1)
         findings.run_checks(case)
@@ -116,5 +117,25 @@ def test_o_warns_before_opening_a_file_with_active_content(app_case: Path) -> No
             await pilot.press("n")
             await pilot.pause()
             assert not isinstance(app.screen, ConfirmScreen)
+
+    asyncio.run(scenario())
+
+
+def test_words_under_a_black_box_are_masked_in_the_text_pane(checked, app_case: Path) -> None:
+    """The stored text keeps the words a bad redaction left; the app shows them as █."""
+    _, truth = checked
+    (planted,) = [a for a in truth["anomalies"] if a.get("file", "").endswith("/bad_redaction.pdf")]
+    page = _page_of(app_case, "bad_redaction.pdf")
+
+    async def scenario() -> None:
+        app = make_app(str(app_case))
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            app.open_page(page)
+            await pilot.pause()
+            shown = app.text_view.plain
+            assert "█" in shown
+            for word in planted["hidden_words"]:
+                assert word not in shown
 
     asyncio.run(scenario())

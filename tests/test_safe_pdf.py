@@ -16,7 +16,7 @@ import pymupdf
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from tests.conftest import needs_tesseract
+from tests.conftest import CORPUS, needs_corpus, needs_tesseract
 from workbench import safe_pdf
 from workbench.pipeline import ingest
 from workbench.store import Case
@@ -267,3 +267,41 @@ def test_cli_options_and_exit_codes(hostile_case: Path, tmp_path: Path) -> None:
     assert done.exit_code == 0, done.output
     assert "wrote 1 page(s)" in done.output and "one.safety.json" in done.output
     assert len(pikepdf.open(tmp_path / "one.pdf").pages) == 1
+
+
+@needs_corpus
+@needs_tesseract
+def test_an_open_bad_redaction_refuses_the_page_until_dismissed_or_forced(tmp_path: Path) -> None:
+    """x-ray's file with text under black boxes: the export runs the check itself, names
+    the page and exits 9; --force goes past it (and says so); a dismissal lets it through."""
+    from click.testing import CliRunner
+
+    from workbench import findings
+    from workbench.cli import main
+
+    case_dir = tmp_path / "case"
+    with Case.open(case_dir, create=True) as case:
+        report = ingest(case, [str(CORPUS / "safety" / "xray-rectangles_yes_2.pdf")], lang="eng")
+        assert report.ok
+    runner = CliRunner()
+
+    def export(*extra: str):
+        args = ["--case", str(case_dir), "export", "--format", "safe-pdf", "-o",
+                str(tmp_path / "out.pdf"), "--text", "none", "--dpi", "100", *extra]  # fmt: skip
+        return runner.invoke(main, args, catch_exceptions=False)
+
+    refused = export()
+    assert refused.exit_code == 9
+    assert "WB-000001 (bad-redaction)" in refused.output and "--force" in refused.output
+    assert not (tmp_path / "out.pdf").exists()
+    forced = export("--force")
+    assert forced.exit_code == 0, forced.output
+    assert "forced past 1 open finding" in forced.output
+    record = json.loads((tmp_path / "out.safety.json").read_text(encoding="utf-8"))
+    (finding,) = [f for f in record["pages"][0]["findings"] if f["check"] == "bad-redaction"]
+    assert finding["forced"] and record["forced_past"] == [finding["finding_id"]]
+    with Case.open(case_dir) as case:
+        findings.dismiss(case, finding["finding_id"], note="boxes checked", reviewer="desk")
+    allowed = export()
+    assert allowed.exit_code == 0, allowed.output
+    assert "forced" not in allowed.output

@@ -409,6 +409,9 @@ class WorkbenchApp(App[None]):
         except WorkbenchError as error:
             self.notify(error.message, severity="error")
             return
+        if any(f["check"] == "bad-redaction" for f in detail["findings"]):
+            # words under a black box stay in the stored text; shown masked (as `show`)
+            views.redaction_view(detail, reveal=False)
         self.current_page_id = page_id
         self.current_detail = detail
         self.render_text()
