@@ -154,6 +154,7 @@ def test_findings_filters(checked_case, tmp_path) -> None:
         "copy-difference",
         "active-content",
         "identifying-metadata",
+        "tracking-dots",
     }
     unknown = CliRunner().invoke(
         main, ["findings", "--check", "nonsense"], env={"WORKBENCH_CASE": str(case_dir)}

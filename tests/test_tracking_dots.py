@@ -75,6 +75,12 @@ def test_yellow_things_are_not_dots(scans, fmt: str, quality: int) -> None:
     assert find_dot_grid(_pixels(scans["harmless"], fmt, quality), DPI) is None
 
 
+def test_a_grey_page_stored_in_colour_has_no_grid(scans) -> None:
+    rgb = np.asarray(scans["dotted"].convert("L").convert("RGB"))
+    assert not tracking_dots._enough_yellow(rgb)
+    assert find_dot_grid(rgb, DPI) is None
+
+
 def test_scattered_yellow_specks_are_not_a_grid() -> None:
     """As many pale yellow dots as a real grid has, at random places: no grid."""
     rng = np.random.default_rng(7)

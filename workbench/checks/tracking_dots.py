@@ -45,6 +45,7 @@ _FROM = (
 COLOUR_MODES = ("RGB", "RGBA", "RGBX", "CMYK", "P", "PA", "YCbCr", "LAB", "HSV")
 GREY_SPACES = ("DeviceGray", "CalGray")
 MIN_IMAGE_SIDE = 300  # pixels: a smaller image (a logo, an icon) cannot show a grid
+MIN_DPI, MAX_DPI = 100, 2400  # an image shown at another scale is not a scan of the page
 
 MM_PER_INCH = 25.4
 MIN_PERIOD_MM = 0.35  # grid steps looked for: printers use 0.5-1.5 mm (DEDA: 0.02-0.05 in)
@@ -189,7 +190,7 @@ def _image_dpi(value: Any) -> tuple[float, float]:
         x, y = float(value[0]), float(value[1])
     except (TypeError, ValueError, IndexError):
         return (300.0, 300.0)
-    if not (30 <= x <= 5000 and 30 <= y <= 5000):
+    if not (MIN_DPI <= x <= MAX_DPI and MIN_DPI <= y <= MAX_DPI):
         return (300.0, 300.0)
     return (x, y)
 
@@ -233,18 +234,22 @@ def _pdf_image_grid(
 
     xref = info.get("xref") or 0
     width, height = info.get("width", 0), info.get("height", 0)
-    if xref <= 0 or min(width, height) < MIN_IMAGE_SIDE or not _may_be_colour(doc, xref):
+    if xref <= 0 or min(width, height) < MIN_IMAGE_SIDE:
         return None
     a, b, c, d = (info.get("transform") or (0, 0, 0, 0))[:4]
     shown_w, shown_h = math.hypot(a, b), math.hypot(c, d)  # points
     if shown_w <= 0 or shown_h <= 0:
         return None
     dpi = (width * 72 / shown_w, height * 72 / shown_h)
+    if not all(MIN_DPI <= v <= MAX_DPI for v in dpi):
+        return None  # a thumbnail or a stretched image: its millimetres mean nothing
     key = (xref, round(dpi[0]), round(dpi[1]))
     if key in seen:
         return seen[key]
     grid = None
     try:
+        if not _may_be_colour(doc, xref):
+            return None
         pix = pymupdf.Pixmap(doc, xref)
         if pix.colorspace is not None and pix.colorspace.n >= 3:
             if pix.colorspace.n != 3:
@@ -289,9 +294,24 @@ def _may_be_colour(doc: Any, xref: int) -> bool:
 
 def find_dot_grid(rgb: np.ndarray, dpi: tuple[float, float]) -> DotGrid | None:
     """The yellow dot grid on an RGB image (height x width x 3, uint8) at ``dpi``, or None."""
+    if not _enough_yellow(rgb):
+        return None
     points, free_px = yellow_dots(rgb, dpi)
     free_square_inches = free_px / (dpi[0] * dpi[1])
     return fit_grid(points, dpi, free_square_inches)
+
+
+def _enough_yellow(rgb: np.ndarray) -> bool:
+    """Whether enough pixels are yellow at all to hold a grid: a grey page stored in colour
+    (a scanner's colour JPEG of black print on white) is let go after one pass."""
+    yellow = 0
+    for top in range(0, rgb.shape[0], STRIP):
+        block = rgb[top : top + STRIP]
+        least = np.minimum(block[..., 0], block[..., 1])
+        yellow += int(np.count_nonzero(np.subtract(least, block[..., 2], dtype=np.int16) > 8))
+        if yellow >= MIN_GRID_DOTS:
+            return True
+    return False
 
 
 def yellow_dots(rgb: np.ndarray, dpi: tuple[float, float]) -> tuple[np.ndarray, int]:
