@@ -18,6 +18,7 @@ import pymupdf
 import pytest
 from PIL import Image
 
+from tests.conftest import CORPUS, needs_corpus
 from workbench import findings
 from workbench.checks import tracking_dots
 from workbench.checks.tracking_dots import find_dot_grid
@@ -167,3 +168,19 @@ def test_a_finding_per_dotted_page_and_greyscale_skipped(
         assert grid["dots"] > 300 and 0 < grid["confidence"] <= 1
     assert "grey.png" not in read  # skipped from what ingest recorded: never read
     assert sorted(read) == ["dotted.png", "scan.pdf"]
+
+
+@needs_corpus
+def test_real_colour_images_have_no_grid_and_damaged_files_do_not_stop_it() -> None:
+    """The corpus's colour scans and photo show no dot grid; its damaged and encrypted
+    PDFs give nothing (and raise nothing: MuPDF's own errors included)."""
+    colour = [
+        ("scans/ocrmypdf-baiona_color.jpg", "image", [1]),
+        ("scans/ocrmypdf-typewriter.png", "image", [1]),
+        ("safety/exiftool-NikonD70.jpg", "image", [1]),
+        ("scans/ocrmypdf-multipage.pdf", "pdf", [1, 2, 3, 4, 5, 6]),
+    ]
+    for name, kind, pages in colour:
+        assert list(tracking_dots.page_grids((CORPUS / name).read_bytes(), kind, pages)) == []
+    for path in sorted((CORPUS / "malformed").glob("*.pdf")):
+        assert list(tracking_dots.page_grids(path.read_bytes(), "pdf", [1, 2])) == []

@@ -200,7 +200,7 @@ def _pdf_grids(data: bytes, pages: list[int]) -> Iterator[tuple[int, DotGrid]]:
 
     try:
         doc = pymupdf.open(stream=data, filetype="pdf")
-    except (RuntimeError, ValueError):  # MuPDF: beyond repair
+    except _mupdf_errors():  # beyond repair: ingest said so already
         return
     with doc:
         if doc.needs_pass and not doc.authenticate(""):
@@ -216,7 +216,7 @@ def _pdf_grids(data: bytes, pages: list[int]) -> Iterator[tuple[int, DotGrid]]:
                 if not any(_may_be_colour(doc, image[0]) for image in page.get_images()):
                     continue
                 infos = page.get_image_info(xrefs=True)
-            except (RuntimeError, ValueError):
+            except _mupdf_errors():  # a page MuPDF cannot read: ingest said so already
                 continue
             for info in infos:
                 grid = _pdf_image_grid(doc, info, seen)
@@ -258,10 +258,18 @@ def _pdf_image_grid(
                 pix = pymupdf.Pixmap(pix, 0)
             rgb = np.frombuffer(pix.samples, dtype=np.uint8).reshape(pix.height, pix.width, 3)
             grid = find_dot_grid(rgb, dpi)
-    except (RuntimeError, ValueError):  # MuPDF: an image that cannot be decoded
+    except _mupdf_errors():  # an image that cannot be decoded
         grid = None
     seen[key] = grid
     return grid
+
+
+def _mupdf_errors() -> tuple[type[Exception], ...]:
+    """What MuPDF raises on a damaged file: Python errors, and its own error classes
+    (a cycle in the page tree is not a RuntimeError)."""
+    import pymupdf
+
+    return (RuntimeError, ValueError, pymupdf.mupdf.FzErrorBase)
 
 
 def _may_be_colour(doc: Any, xref: int) -> bool:
