@@ -252,7 +252,7 @@ def _pdf_image_grid(
             return None
         pix = pymupdf.Pixmap(doc, xref)
         if pix.colorspace is not None and pix.colorspace.n >= 3:
-            if pix.colorspace.n != 3:
+            if pix.colorspace.n != 3 or "RGB" not in pix.colorspace.name:  # CMYK, Lab
                 pix = pymupdf.Pixmap(pymupdf.csRGB, pix)
             if pix.alpha:
                 pix = pymupdf.Pixmap(pix, 0)
