@@ -212,13 +212,25 @@ def _pdf_grids(data: bytes, pages: list[int]) -> Iterator[tuple[int, DotGrid]]:
             best: DotGrid | None = None
             try:
                 page = doc[number - 1]
-                # from the images' dictionaries first: placing them (below) decodes them
-                if not any(_may_be_colour(doc, image[0]) for image in page.get_images()):
+                # the images that can hold colour, from their dictionaries (no decoding)
+                colour: dict[tuple[int, int], set[int]] = {}
+                for xref, _smask, width, height, *_ in page.get_images(full=True):
+                    if _may_be_colour(doc, xref):
+                        colour.setdefault((width, height), set()).add(xref)
+                if not colour:
                     continue
-                infos = page.get_image_info(xrefs=True)
+                # where they are shown; asking MuPDF for their xrefs would decode and hash
+                # every image, so an image is known by its size unless two share one
+                ambiguous = any(len(xrefs) > 1 for xrefs in colour.values())
+                infos = page.get_image_info(xrefs=ambiguous)
             except _mupdf_errors():  # a page MuPDF cannot read: ingest said so already
                 continue
             for info in infos:
+                if not ambiguous:
+                    xrefs = colour.get((info.get("width", 0), info.get("height", 0)))
+                    if not xrefs:
+                        continue
+                    info = {**info, "xref": next(iter(xrefs))}
                 grid = _pdf_image_grid(doc, info, seen)
                 if grid is not None and (best is None or grid.dots > best.dots):
                     best = grid
