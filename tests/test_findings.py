@@ -155,6 +155,7 @@ def test_findings_filters(checked_case, tmp_path) -> None:
         "copy-difference",
         "active-content",
         "identifying-metadata",
+        "tracking-dots",
     }
     unknown = CliRunner().invoke(
         main, ["findings", "--check", "nonsense"], env={"WORKBENCH_CASE": str(case_dir)}
@@ -466,3 +467,20 @@ def test_ingest_runs_the_checks_only_when_pages_changed(anomaly_trove, tmp_path)
     assert "checks:" not in skipped.stdout
     with Case.open(tmp_path / "other") as case:
         assert findings.finding_records(case) == []
+
+
+def test_tracking_dots_on_the_dotted_pages_only(checked_case, anomaly_trove) -> None:
+    """One finding per dotted page, with the grid's step; none on the harmless colour
+    page (highlighter, stamp, logo, tinted paper) nor on any greyscale scan."""
+    _, truth = anomaly_trove
+    planted = [a for a in truth["anomalies"] if a["check"] == "tracking-dots"]
+    assert planted
+    with Case.open(checked_case) as case:
+        pages = _page_map(case)
+        records = findings.finding_records(case, check="tracking-dots")
+    found = sorted(pages[p] for record in records for p in record["page_ids"])
+    assert found == sorted((a["file"], n) for a in planted for n in a["pages"])
+    for record in records:
+        (pitch,) = {a["period_mm"] for a in planted}
+        assert record["severity"] == "alert"
+        assert record["evidence"]["grid"]["period_mm"] == pytest.approx([pitch, pitch], abs=0.02)

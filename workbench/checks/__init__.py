@@ -24,6 +24,7 @@ _MODULES: dict[str, str] = {
     "hidden-content": "workbench.checks.hidden_content",
     "active-content": "workbench.checks.active_content",
     "identifying-metadata": "workbench.checks.identifying_metadata",
+    "tracking-dots": "workbench.checks.tracking_dots",
 }
 
 
