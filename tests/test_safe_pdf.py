@@ -305,3 +305,49 @@ def test_an_open_bad_redaction_refuses_the_page_until_dismissed_or_forced(tmp_pa
     allowed = export()
     assert allowed.exit_code == 0, allowed.output
     assert "forced" not in allowed.output
+
+
+@pytest.fixture(scope="module")
+def dotted_case(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The planted colour scan with a printer's yellow dot grid, ingested and checked."""
+    from fixtures.anomalies import generate_anomaly_trove
+    from workbench import findings
+
+    out = tmp_path_factory.mktemp("dots")
+    generate_anomaly_trove(out)
+    case_dir = tmp_path_factory.mktemp("dots-case") / "case"
+    with Case.open(case_dir, create=True) as case:
+        report = ingest(case, [str(out / "anomalies" / "colour" / "scan_dots.jpg")], lang="eng")
+        assert report.ok
+        findings.run_checks(case, ["tracking-dots"])
+        assert [r["check"] for r in findings.finding_records(case)] == ["tracking-dots"]
+    return case_dir
+
+
+def _dot_grid_in_export(path: Path):  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    from workbench.checks.tracking_dots import find_dot_grid
+
+    with pikepdf.open(path) as pdf:
+        raw = pdf.pages[0].obj.Resources.XObject["/Im0"].read_raw_bytes()
+    image = Image.open(io.BytesIO(raw)).convert("RGB")
+    return find_dot_grid(np.asarray(image), (300, 300))
+
+
+@needs_tesseract
+def test_tracking_dots_refuse_the_scan_and_do_not_survive_the_grey_copy(
+    dotted_case: Path, tmp_path: Path
+) -> None:
+    """The dot finder that found the grid on the scan finds none on the grey export; with
+    --colour (as the export warns) the grid is still there."""
+    case_dir = _copy(dotted_case, tmp_path)
+    with Case.open(case_dir) as case:
+        pages = safe_pdf.select_pages(case)
+        with pytest.raises(safe_pdf.UnsafePagesError, match="tracking-dots"):
+            safe_pdf.export_safe_pdf(case, tmp_path / "refused.pdf", pages, text="none")
+        grey, colour = tmp_path / "grey.pdf", tmp_path / "colour.pdf"
+        safe_pdf.export_safe_pdf(case, grey, pages, text="none", force=True, jobs=1)
+        safe_pdf.export_safe_pdf(case, colour, pages, text="none", force=True, colour=True)
+    assert _dot_grid_in_export(grey) is None
+    assert _dot_grid_in_export(colour) is not None
