@@ -141,7 +141,8 @@ def test_a_log_cut_short_after_a_checkpoint_is_refused(signed_case, tmp_path: Pa
     db.execute("DROP TRIGGER review_events_no_delete")
     db.execute("DELETE FROM review_events WHERE seq >= 4")
     db.execute(
-        "DELETE FROM page_review WHERE page_row = (SELECT id FROM pages WHERE page_id = 'WB-000004')"
+        "DELETE FROM page_review WHERE page_row ="
+        " (SELECT id FROM pages WHERE page_id = 'WB-000004')"
     )
     db.close()
     result = run(copy, "log", "verify")

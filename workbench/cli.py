@@ -618,6 +618,94 @@ def log_verify(
     )
 
 
+@log.command(name="import")
+@click.argument("jsonl_file", metavar="PARTNER.jsonl", type=click.Path(exists=True, dir_okay=False))
+@click.option("--name", required=True, help="The partner newsroom, e.g. 'Paper B'.")
+@ALLOWED_SIGNERS_OPTION
+@REVIEWER_OPTION
+@click.pass_obj
+def log_import(
+    state: _State,
+    jsonl_file: str,
+    name: str,
+    allowed_signers: str | None,
+    reviewer: str | None,
+) -> None:
+    """Import a partner newsroom's exported log: verified first (exit 6 when it does not
+    verify, or rewrote history an earlier import saw), pages matched to ours by content,
+    their verdicts stored apart from our chain (which records one import event)."""
+    from workbench import partners
+
+    with state.open_case(write=True) as case:
+        who = review.resolve_reviewer(case, reviewer)
+        report = partners.import_log(case, jsonl_file, name, who, allowed_signers)
+        _sync_quietly(case)
+    for seq, signer in report.signed:
+        click.echo(f"signed      checkpoint #{seq} by {signer}")
+    if report.signed and report.unsigned_tail:
+        click.echo(f"unsigned    {report.unsigned_tail} event(s) after their last checkpoint")
+    if report.already:
+        click.echo(f"{report.name}: already imported up to head {report.head}; nothing new")
+        return
+    matched = report.matched_by_fingerprint + report.matched_by_file
+    click.echo(
+        f"imported {report.name}: {report.events} event(s) ({report.new_events} new),"
+        f" head {report.head}; {report.reviewed} of their {report.pages} page(s) reviewed;"
+        f" {matched} matched to ours ({report.matched_by_fingerprint} by fingerprint,"
+        f" {report.matched_by_file} by file and page number), {report.unmatched} not in"
+        " this case"
+    )
+
+
+@main.command(name="agreement")
+@click.option("--partner", default=None, help="Only this partner (default: every one imported).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per page.")
+@click.pass_obj
+def agreement_command(state: _State, partner: str | None, as_json: bool) -> None:
+    """Our status and each partner's, page by page, and a summary: both verified, both
+    disputed, we disagree, only one side reviewed, pages only one side has."""
+    from workbench import partners
+
+    with state.open_case() as case:
+        found = partners.agreement(case, partner)
+        if not found.summary:
+            raise UsageError("no partner's log imported yet: run 'workbench log import' first")
+    for page in found.pages:
+        if as_json:
+            _print_json(page)
+        else:
+            click.echo(_agreement_line(page))
+    for name, counts in found.summary.items():
+        said = ", ".join(
+            f"{counts[key]} {partners.CATEGORY_LABELS[key]}"
+            for key in partners.CATEGORIES
+            if counts[key] or key in ("both_verified", "both_disputed", "disagree")
+        )
+        click.echo(f"{name}: {said}", err=as_json)
+
+
+def _agreement_line(page: dict[str, Any]) -> str:
+    from workbench import partners
+
+    ours = page["ours"]
+    parts = [f"{page['page_id'] or '-':<10}"]
+    parts.append(
+        "ours " + (f"{ours['status']:<10}" + f" {ours['reviewer'] or '':<12}" if ours else "-")
+    )
+    for name, verdict in page["theirs"].items():
+        parts.append(
+            f"{name}: {verdict['status']} {verdict['reviewer'] or ''} [{verdict['page_id']}]"
+        )
+    flags = [
+        f"{name}: {partners.CATEGORY_LABELS[label]}"
+        for name, label in page["agreement"].items()
+        if label in ("disagree", "only_ours", "only_theirs")
+    ]
+    if flags:
+        parts.append("  <- " + "; ".join(flags))
+    return "  ".join(p.rstrip() for p in parts)
+
+
 @main.group()
 def doc() -> None:
     """Group pages into documents (a cable over several pages), or let workbench suggest."""
