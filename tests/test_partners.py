@@ -304,3 +304,58 @@ def test_the_stored_partner_verdicts_are_apart_from_our_state(newsrooms, tmp_pat
     assert kinds[-1] == "import" and kinds.count("import") == 1
     assert payload["partner"] == "Paper B" and payload["events"] == 6
     assert payload["head"] == read_export(newsrooms["log"])[0][-1]["hash"]
+
+
+def test_search_show_report_and_app_show_the_partner(newsrooms, tmp_path: Path) -> None:
+    a = fresh_a(newsrooms, tmp_path)
+    shared = newsrooms["shared"]
+    assert run(a, "index").exit_code == 0  # before the import: its pages must be re-indexed
+    assert import_(a, newsrooms["log"]).exit_code == 0
+
+    def ids(query: str) -> list[str]:
+        result = run(a, "search", query, "--json", "--limit", "100")
+        assert result.exit_code == 0, result.output
+        return sorted(json.loads(line)["page_id"] for line in result.stdout.splitlines())
+
+    assert ids("disagree:true") == [shared[1]]
+    assert ids("partner:paper_b:disputed") == sorted([shared[1], shared[2]])
+    assert ids('partner:"Paper B":verified') == sorted([shared[0], shared[4]])
+    assert shared[3] in ids("partner:paper_b:unreviewed")
+    assert newsrooms["only_a"][0] not in ids("partner:paper_b")
+    assert run(a, "search", "partner:paper_b:maybe").exit_code == 2
+
+    detail = json.loads(run(a, "show", shared[1], "--json").stdout)
+    theirs = detail["partners"]["Paper B"]
+    assert theirs["status"] == "disputed" and theirs["page_id"] == newsrooms["twin"][shared[1]]
+
+    report = tmp_path / "report.html"
+    assert run(a, "export", "--format", "report", "-o", str(report)).exit_code == 0
+    html = report.read_text(encoding="utf-8")
+    section = html[html.index("Agreement with partner newsrooms") :]
+    assert shared[1] in section and shared[2] in section and "disagree" in section
+    assert shared[0] not in section.split("disputed pages and disagreements")[1]
+
+    from workbench.tui.app import make_app, page_heading
+
+    heading = page_heading(detail).plain
+    assert "Paper B: disputed by bob" in heading and "DISAGREE" in heading
+
+    assert run(a, "config", "reviewer", "alice").exit_code == 0  # else the app asks first
+
+    async def scenario() -> None:
+        app = make_app(str(a))
+        async with app.run_test(size=(140, 45)) as pilot:
+            await pilot.pause()
+            await pilot.press("7")
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            notes = [n.message for n in app._notifications]
+            assert [row["page_id"] for row in app.rows] == [shared[1]], notes
+
+    import asyncio
+
+    asyncio.run(scenario())
+
+    # once we agree, the page leaves the disagreements
+    assert run(a, "mark", shared[1], "--status", "disputed", reviewer="alice").exit_code == 0
+    assert ids("disagree:true") == []

@@ -302,6 +302,9 @@ Query language (Whoosh's), with examples:
                                  and Hijri dates count by their Gregorian day
   date:2014-08                   a whole month (or date:2014, a year)
   id:WB-000042                   one page
+  finding:any                    an open finding (or finding:CHECK)
+  partner:paper_b:disputed       an imported partner's verdict (partner:"Paper B":verified)
+  disagree:true                  a partner's status differs from ours
 
 Exit status: 0 results printed (even none); 2 the query cannot be parsed.
 """

@@ -572,6 +572,7 @@ def _report_html(case: Case, generated_at: str) -> str:
         w('<p class="muted">No page is marked disputed or illegible.</p>\n')
 
     _findings_html(case, w)
+    _agreement_html(case, w)
 
     # Reviewers
     reviewers = db.execute(
@@ -659,6 +660,84 @@ def _findings_html(case: Case, w: Callable[[str], Any]) -> None:
                 f"{dismissed}</td></tr>\n"
             )
         w("</table>\n")
+
+
+def _agreement_html(case: Case, w: Callable[[str], Any]) -> None:
+    """Partner newsrooms whose logs were imported: counts per partner, and the pages
+    either side disputed or where the two disagree, with both verdicts. Nothing when no
+    partner's log was imported."""
+    from workbench import partners
+
+    imported = case.db.execute(
+        "SELECT name, head, events, signers, imported_at FROM partners ORDER BY id"
+    ).fetchall()
+    if not imported:
+        return
+    found = partners.agreement(case)
+    w(f"<h2>Agreement with partner newsrooms ({len(imported)})</h2>\n")
+    for partner in imported:
+        name = partner["name"]
+        signers = json.loads(partner["signers"] or "[]")
+        w(
+            f"<h3>{_bdi(name)}</h3>\n<p>Their log imported {_e(partner['imported_at'])}:"
+            f" {partner['events']} events, head</p>\n"
+            f'<code class="hash">{_e(partner["head"])}</code>\n'
+            + (
+                "<p>Signed by " + ", ".join(_bdi(s) for s in signers) + ".</p>\n"
+                if signers
+                else '<p class="muted">No signed checkpoint in their log.</p>\n'
+            )
+        )
+        counts = found.summary[name]
+        w("<table><tr><th>Pages</th><th class=num>Count</th></tr>\n")
+        for key in partners.CATEGORIES:
+            w(
+                f"<tr><td>{_e(partners.CATEGORY_LABELS[key])}</td>"
+                f'<td class="num">{counts[key]}</td></tr>\n'
+            )
+        w("</table>\n")
+        disputed = [
+            page
+            for page in found.pages
+            if name in page["theirs"]
+            and page["ours"] is not None
+            and (
+                page["agreement"][name] == "disagree"
+                or "disputed" in (page["ours"]["status"], page["theirs"][name]["status"])
+            )
+        ]
+        w(f"<h3>{_bdi(name)}: disputed pages and disagreements ({len(disputed)})</h3>\n")
+        if not disputed:
+            w('<p class="muted">Neither side disputed a shared page, and no verdicts differ.</p>\n')
+            continue
+        w(f"<table><tr><th>Page</th><th>Ours</th><th>{_bdi(name)}</th><th></th></tr>\n")
+        for page in disputed:
+            ours, theirs = page["ours"], page["theirs"][name]
+            label = page["agreement"][name]
+            flag = (
+                '<span class="bad nowrap">disagree</span>'
+                if label == "disagree"
+                else _e(partners.CATEGORY_LABELS[label])
+            )
+            w(
+                f"<tr><td><code>{_e(page['page_id'])}</code><br>"
+                f'<span class="muted">theirs <code>{_e(theirs["page_id"])}</code></span></td>'
+                f"<td>{_verdict_html(ours)}</td><td>{_verdict_html(theirs)}</td>"
+                f"<td>{flag}</td></tr>\n"
+            )
+        w("</table>\n")
+
+
+def _verdict_html(verdict: dict[str, Any]) -> str:
+    status = verdict["status"]
+    text = f'<span class="key s-{_e(status)}"></span>{_e(status)}'
+    if verdict.get("reviewer"):
+        text += f" by {_bdi(verdict['reviewer'])}"
+    if verdict.get("time"):
+        text += f'<br><span class="muted nowrap">{_e(verdict["time"])}</span>'
+    if verdict.get("note"):
+        text += f"<br>{_bdi(verdict['note'])}"
+    return text
 
 
 def export_report(case: Case, out_path: str | os.PathLike[str]) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -391,20 +392,61 @@ def _unmatched(
     return out
 
 
-def partner_statuses(case: Case, page_rows: list[int]) -> dict[int, dict[str, str]]:
-    """Our page row -> {partner name: their status} for the pages asked about (the index
-    and the app show them)."""
-    wanted = set(page_rows)
-    out: dict[int, dict[str, str]] = {}
+def partner_verdicts(case: Case, page_rows: list[int]) -> dict[int, dict[str, dict[str, Any]]]:
+    """Our page row -> {partner name: their verdict (status, reviewer, time, note, their
+    page_id)} for the pages asked about (the search index, ``show`` and the app): the same
+    matching as :func:`match_pages`, looked up from our side for these pages only, so a
+    batch costs its own size."""
+    out: dict[int, dict[str, dict[str, Any]]] = {}
+    if not page_rows or case.db.execute("SELECT 1 FROM partners LIMIT 1").fetchone() is None:
+        return out
+    marks = ",".join("?" * len(page_rows))
+    ours = case.db.execute(
+        "SELECT p.id, p.page_sha256, p.fingerprint_version, s.sha256, p.page_number"
+        f" FROM pages p JOIN sources s ON s.id = p.source_id WHERE p.id IN ({marks})",
+        page_rows,
+    ).fetchall()
+    select = (
+        "SELECT pp.page_id, ifnull(pr.status, 'unreviewed'), pr.reviewer, pr.reviewed_at,"
+        " pr.notes FROM partner_pages pp LEFT JOIN partner_reviews pr"
+        " ON pr.partner_id = pp.partner_id AND pr.page_id = pp.page_id WHERE pp.partner_id = ?"
+    )
     for partner_id, name in case.db.execute("SELECT id, name FROM partners ORDER BY id"):
-        theirs = {
-            row[0]: row[1]
-            for row in case.db.execute(
-                "SELECT page_id, status FROM partner_reviews WHERE partner_id = ?",
-                (partner_id,),
+        for row in ours:
+            found = (
+                case.db.execute(
+                    select + " AND pp.page_sha256 = ? AND pp.fingerprint_version = ?"
+                    " ORDER BY pp.page_id LIMIT 1",
+                    (partner_id, row[1], row[2]),
+                ).fetchone()
+                or case.db.execute(
+                    select + " AND pp.source_sha256 = ? AND pp.page_number = ?"
+                    " ORDER BY pp.page_id LIMIT 1",
+                    (partner_id, row[3], row[4]),
+                ).fetchone()
             )
-        }
-        for their_id, (our_row, _, _) in match_pages(case, partner_id).items():
-            if our_row in wanted:
-                out.setdefault(our_row, {}).setdefault(name, theirs.get(their_id, "unreviewed"))
+            if found:
+                out.setdefault(row[0], {})[name] = {
+                    **_verdict(found[1], found[2], found[3], found[4]),
+                    "page_id": found[0],
+                }
     return out
+
+
+def partner_statuses(case: Case, page_rows: list[int]) -> dict[int, dict[str, str]]:
+    """Our page row -> {partner name: their status}."""
+    return {
+        row: {name: verdict["status"] for name, verdict in theirs.items()}
+        for row, theirs in partner_verdicts(case, page_rows).items()
+    }
+
+
+def search_slug(name: str) -> str:
+    """A partner's name as search terms spell it: lower case, runs of anything but
+    letters and digits as one ``_`` ("Paper B" -> ``paper_b``)."""
+    return re.sub(r"[\W_]+", "_", name.casefold(), flags=re.UNICODE).strip("_")
+
+
+def disagrees(ours: str, theirs: dict[str, str]) -> bool:
+    """Both sides reviewed the page and came to different statuses (any partner)."""
+    return any(category(ours, status) == "disagree" for status in theirs.values())

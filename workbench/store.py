@@ -243,6 +243,7 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (partner_id, page_id)
     );
     CREATE INDEX partner_pages_sha ON partner_pages(page_sha256);
+    CREATE INDEX partner_pages_file ON partner_pages(source_sha256, page_number);
     CREATE TABLE partner_reviews (
         partner_id   INTEGER NOT NULL REFERENCES partners(id),
         page_id      TEXT NOT NULL,
