@@ -177,6 +177,9 @@ def test_reimport_is_idempotent_and_later_exports_add_only_what_is_new(
     result = import_(a, later)
     assert result.exit_code == 0, result.output
     assert "(1 new)" in result.output
+    with Case.open(a) as case:
+        seqs = [r[0] for r in case.db.execute("SELECT seq FROM partner_events ORDER BY seq")]
+    assert seqs == list(range(1, 8))  # the earlier six kept, the new one added
     pages = [json.loads(line) for line in run(a, "agreement", "--json").stdout.splitlines()]
     page = next(p for p in pages if p["page_id"] == newsrooms["shared"][3])
     assert page["agreement"] == {"Paper B": "disagree"}
@@ -359,3 +362,31 @@ def test_search_show_report_and_app_show_the_partner(newsrooms, tmp_path: Path) 
     # once we agree, the page leaves the disagreements
     assert run(a, "mark", shared[1], "--status", "disputed", reviewer="alice").exit_code == 0
     assert ids("disagree:true") == []
+
+
+def test_our_log_verify_catches_a_partner_verdict_changed_after_the_import(
+    newsrooms, tmp_path: Path
+) -> None:
+    a = fresh_a(newsrooms, tmp_path)
+    assert import_(a, newsrooms["log"]).exit_code == 0
+    db = sqlite3.connect(a / DATABASE_NAME, isolation_level=None)
+    assert db.execute("SELECT count(*) FROM partner_events").fetchone()[0] == 6
+    twin = newsrooms["twin"][newsrooms["shared"][1]]
+    db.execute("UPDATE partner_reviews SET status = 'verified' WHERE page_id = ?", (twin,))
+    db.close()
+    result = run(a, "log", "verify")
+    assert result.exit_code == 6
+    assert f"Paper B's verdict on their {twin}" in result.output
+
+    b = tmp_path / "b"
+    shutil.copytree(newsrooms["a"], b)
+    assert import_(b, newsrooms["log"]).exit_code == 0
+    db = sqlite3.connect(b / DATABASE_NAME, isolation_level=None)
+    with pytest.raises(sqlite3.DatabaseError):
+        db.execute("DELETE FROM partner_events")
+    db.execute("DROP TRIGGER partner_events_no_delete")
+    db.execute("DELETE FROM partner_events WHERE seq = 6")
+    db.close()
+    result = run(b, "log", "verify")
+    assert result.exit_code == 6
+    assert "Paper B's imported log" in result.output

@@ -579,9 +579,10 @@ def log_verify(
 
     Exit status 0 when everything holds, 6 when a link is broken, a signature does not
     match (or is by a key not in --allowed-signers), the log was cut short after a signed
-    checkpoint, a page's stored state differs from what the log gives, or a file changed.
+    checkpoint, a page's stored state differs from what the log gives, an imported
+    partner's log or verdicts were changed since the import, or a file changed.
     """
-    from workbench import signing
+    from workbench import partners, signing
 
     if jsonl_file:
         from workbench import export
@@ -600,6 +601,7 @@ def log_verify(
                 report.signed, report.unsigned_tail = checked.signed, checked.unsigned_tail
                 problems += checked.problems
             problems += review.verify_derived_state(case)
+            problems += partners.verify_partners(case)
             problems += review.verify_sources(case)
             missing = review.missing_sources(case)
         if missing:

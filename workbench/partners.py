@@ -133,6 +133,14 @@ def import_log(
                 " WHERE id = ?",
                 (checked.head, checked.events, json.dumps(signers), utc_now(), partner_id),
             )
+        start = earlier["events"] if earlier else 0
+        db.executemany(
+            "INSERT INTO partner_events(partner_id, seq, event) VALUES (?, ?, ?)",
+            [
+                (partner_id, event["seq"], json.dumps(event, ensure_ascii=False, sort_keys=True))
+                for event in log.events[start:]
+            ],
+        )
         before = _matched_rows(case, partner_id)
         db.execute("DELETE FROM partner_pages WHERE partner_id = ?", (partner_id,))
         db.execute("DELETE FROM partner_reviews WHERE partner_id = ?", (partner_id,))
@@ -227,6 +235,63 @@ def _their_pages(
                 "page_number": None,
             }
     return pages
+
+
+def verify_partners(case: Case) -> list[str]:
+    """Every imported log, checked again from the events stored at import: their chain,
+    its head against the head our chain's last import event recorded, and their stored
+    verdicts against what their events give. Why: the verdicts are what ``agreement``,
+    the search, the app and the report show; a change made to them in the database (not
+    through an import) is found only by deriving them again."""
+    problems: list[str] = []
+    last_import: dict[str, str] = {}
+    for event in review.iter_events(case):
+        if event["kind"] == IMPORT_KIND:
+            last_import[event["payload"].get("partner")] = event["payload"].get("head")
+    partners = case.db.execute("SELECT id, name, head, events FROM partners ORDER BY id")
+    for partner_id, name, head, count in partners.fetchall():
+        events = [
+            json.loads(row[0])
+            for row in case.db.execute(
+                "SELECT event FROM partner_events WHERE partner_id = ? ORDER BY seq",
+                (partner_id,),
+            )
+        ]
+        chain = review.verify_chain(events)
+        if not chain.ok:
+            problems += [f"{name}'s imported log: {problem}" for problem in chain.problems]
+            continue
+        if (chain.head, chain.events) != (head, count):
+            problems.append(
+                f"{name}'s imported log: its {chain.events} stored event(s) end at {chain.head},"
+                f" not at the imported head {head} after {count} (changed outside workbench)"
+            )
+        if last_import.get(name) != head:
+            problems.append(
+                f"{name}'s imported log: our review log's last import of it recorded head"
+                f" {last_import.get(name)}, the case holds {head} (changed outside workbench)"
+            )
+        states, _ = review.derive_state(events)
+        want = {
+            page_id: (s["status"], s["reviewer"], s["reviewed_at"], s["notes"] or "")
+            for page_id, s in states.items()
+            if s["status"] != "unreviewed" or s["notes"]
+        }
+        have = {
+            row[0]: (row[1], row[2], row[3], row[4])
+            for row in case.db.execute(
+                "SELECT page_id, status, reviewer, reviewed_at, notes FROM partner_reviews"
+                " WHERE partner_id = ?",
+                (partner_id,),
+            )
+        }
+        for page_id in sorted(set(want) | set(have)):
+            if want.get(page_id) != have.get(page_id):
+                problems.append(
+                    f"{name}'s verdict on their {page_id}: stored {have.get(page_id)!r}, their"
+                    f" log gives {want.get(page_id)!r} (changed outside workbench)"
+                )
+    return problems
 
 
 # ----- matching ------------------------------------------------------------------------

@@ -186,13 +186,15 @@ def _parse(result: subprocess.CompletedProcess[bytes], problem: str) -> Signatur
 
 
 def sign_checkpoint(case: Case, key: str | os.PathLike[str], reviewer: str) -> dict[str, Any]:
-    """Append a signed checkpoint event covering every event before it."""
+    """Append a signed checkpoint event covering every event before it.
+
+    The signature is made outside the write transaction (ssh-keygen may ask for the key's
+    passphrase: other reviewers must not wait on it); if an event was appended meanwhile,
+    the checkpoint is signed again over the new head.
+    """
     key_path = str(Path(key).expanduser().resolve())
-    with case.transaction() as db:
-        last = db.execute(
-            "SELECT seq, hash FROM review_events ORDER BY seq DESC LIMIT 1"
-        ).fetchone()
-        events, head = (last[0], last[1]) if last else (0, review.GENESIS_HASH)
+    for _ in range(5):
+        events, head = _last(case)
         at = utc_now()
         message = checkpoint_message(head, events, at, reviewer)
         signature = sign_message(key_path, message)
@@ -201,17 +203,29 @@ def sign_checkpoint(case: Case, key: str | os.PathLike[str], reviewer: str) -> d
             raise UsageError(
                 f"{key_path}: the signature just made does not check ({check.problem})"
             )
-        event = review.append_event(
-            db,
-            kind=CHECKPOINT_KIND,
-            reviewer=reviewer,
-            at=at,
-            payload={"head": head, "events": events, "key": check.key, "signature": signature},
-        )
-        db.execute(
-            "INSERT INTO log_checkpoints(seq, hash) VALUES (?, ?)", (event["seq"], event["hash"])
-        )
-    return event
+        with case.transaction() as db:
+            if _last(case) != (events, head):
+                continue  # another reviewer marked a page meanwhile: sign the new head
+            event = review.append_event(
+                db,
+                kind=CHECKPOINT_KIND,
+                reviewer=reviewer,
+                at=at,
+                payload={"head": head, "events": events, "key": check.key, "signature": signature},
+            )
+            db.execute(
+                "INSERT INTO log_checkpoints(seq, hash) VALUES (?, ?)",
+                (event["seq"], event["hash"]),
+            )
+            return event
+    raise UsageError("the review log kept changing while signing; run 'workbench log sign' again")
+
+
+def _last(case: Case) -> tuple[int, str]:
+    last = case.db.execute(
+        "SELECT seq, hash FROM review_events ORDER BY seq DESC LIMIT 1"
+    ).fetchone()
+    return (last[0], last[1]) if last else (0, review.GENESIS_HASH)
 
 
 @dataclass

@@ -218,7 +218,8 @@ MIGRATIONS: list[str] = [
     # (seq and hash), so a log cut short after a signed checkpoint is caught by 'log
     # verify'. partners / partner_pages / partner_reviews: a partner's imported log,
     # kept apart from our own chain: the head and event count last imported (a later
-    # import must extend it), their pages (fingerprint, file SHA-256, page number) and
+    # import must extend it), their events as imported (append-only, so 'log verify'
+    # re-checks their chain), their pages (fingerprint, file SHA-256, page number) and
     # their review state per page, derived from their verified events.
     """
     CREATE TABLE log_checkpoints (
@@ -244,6 +245,16 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX partner_pages_sha ON partner_pages(page_sha256);
     CREATE INDEX partner_pages_file ON partner_pages(source_sha256, page_number);
+    CREATE TABLE partner_events (
+        partner_id  INTEGER NOT NULL REFERENCES partners(id),
+        seq         INTEGER NOT NULL,
+        event       TEXT NOT NULL,
+        PRIMARY KEY (partner_id, seq)
+    );
+    CREATE TRIGGER partner_events_no_update BEFORE UPDATE ON partner_events
+    BEGIN SELECT RAISE(ABORT, 'an imported log is append-only: events cannot be changed'); END;
+    CREATE TRIGGER partner_events_no_delete BEFORE DELETE ON partner_events
+    BEGIN SELECT RAISE(ABORT, 'an imported log is append-only: events cannot be deleted'); END;
     CREATE TABLE partner_reviews (
         partner_id   INTEGER NOT NULL REFERENCES partners(id),
         page_id      TEXT NOT NULL,
