@@ -164,3 +164,52 @@ def test_mark_signs_every_n_events(signed_case, tmp_path: Path) -> None:
     result = run(copy, "log", "verify", "--allowed-signers", str(allowed))
     assert result.exit_code == 0, result.output
     assert result.output.count("by bob@paper") == 2
+
+
+def test_mark_signs_every_n_minutes(signed_case, tmp_path: Path, monkeypatch) -> None:
+    import datetime
+
+    from workbench import signing
+
+    folder, case, key, allowed, log = signed_case
+    copy = tmp_path / "case"
+    shutil.copytree(case, copy)
+    assert run(copy, "config", "signing-key", str(key)).exit_code == 0
+    assert run(copy, "config", "sign-every", "10m").exit_code == 0
+    assert run(copy, "config", "sign-every").output.strip() == "10m"
+    assert "signed checkpoint" not in run(copy, "mark", "WB-000005", "--status", "verified").output
+    later = datetime.datetime.now(datetime.UTC) + datetime.timedelta(minutes=11)
+    monkeypatch.setattr(signing, "_clock", lambda: later)
+    assert "signed checkpoint" in run(copy, "mark", "WB-000006", "--status", "verified").output
+    assert run(copy, "config", "signing-key", "none").exit_code == 0
+    assert "signed checkpoint" not in run(copy, "mark", "WB-000007", "--status", "verified").output
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed")
+def test_signing_verifying_and_importing_open_no_internet_socket(
+    signed_case, tmp_path: Path
+) -> None:
+    """ssh-keygen runs as a child process: strace -f sees it too."""
+    import sys
+
+    from tests.conftest import subprocess_env
+    from tests.test_safety import _internet_sockets
+
+    folder, case, key, allowed, log = signed_case
+    copy = tmp_path / "case"
+    shutil.copytree(case, copy)
+    trace = tmp_path / "strace.log"
+    env = dict(subprocess_env(), WORKBENCH_CASE=str(copy), WORKBENCH_REVIEWER="bob")
+    for args in (
+        ["log", "sign", "--key", str(key)],
+        ["log", "verify", "--allowed-signers", str(allowed)],
+        ["log", "import", str(log), "--name", "Paper B", "--allowed-signers", str(allowed)],
+    ):
+        command = [
+            "strace", "-f", "-qq", "-e", "trace=socket,connect", "-o", str(trace),
+            sys.executable, "-m", "workbench", *args,
+        ]  # fmt: skip
+        result = subprocess.run(command, env=env, capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+        offending = _internet_sockets(trace)
+        assert offending == [], "network sockets opened:\n" + "\n".join(offending[:20])

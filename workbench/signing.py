@@ -342,9 +342,14 @@ def auto_checkpoint(case: Case, reviewer: str) -> dict[str, Any] | None:
         due = newer[0] >= number
     else:
         start = _parse_time(since_at or newer[1])
-        now = datetime.datetime.now(datetime.UTC)
+        now = _clock()
         due = (now - start).total_seconds() >= number * 60
     return sign_checkpoint(case, key, reviewer) if due else None
+
+
+def _clock() -> datetime.datetime:
+    """Now, in UTC (a seam for tests: minutes cannot be waited for in a test)."""
+    return datetime.datetime.now(datetime.UTC)
 
 
 def _parse_time(text: str) -> datetime.datetime:
