@@ -232,6 +232,9 @@ def test_tampered_partner_logs_are_refused(newsrooms, tmp_path: Path) -> None:
     # cut short after the checkpoint (its record kept)
     write_export(bad, events[:-1], records)
     assert "cut short" in _refused(a, bad)
+    # cut short with the record too: a valid shorter chain, but nothing signed in it
+    write_export(bad, events[:-1], [r for r in records if r["record"] != "checkpoint"])
+    assert "no signed checkpoint" in _refused(a, bad, "--allowed-signers", allowed)
     assert run(a, "log", "verify").exit_code == 0
 
 

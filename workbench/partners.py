@@ -96,6 +96,12 @@ def import_log(
             f"{path}: {name}'s log does not verify, nothing imported: "
             + "; ".join(checked.problems)
         )
+    if allowed_signers is not None and not checked.signed:
+        raise LogVerifyError(
+            f"{path}: {name}'s log has no signed checkpoint, so nothing in it can be checked"
+            f" against {allowed_signers}; ask them for 'workbench log sign' before the export,"
+            " or import without --allowed-signers"
+        )
     pages = _their_pages(log.pages, log.events)
     states, _ = review.derive_state(log.events)
     reviewed = {p: s for p, s in states.items() if s["status"] != "unreviewed" or s["notes"]}
