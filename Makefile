@@ -9,7 +9,7 @@ DEMO   ?= build/demo
 
 APT_PACKAGES := tesseract-ocr tesseract-ocr-eng tesseract-ocr-fas tesseract-ocr-ara \
                 tesseract-ocr-osd strace fonts-noto-core fonts-farsiweb chromium \
-                libimage-exiftool-perl
+                libimage-exiftool-perl openssh-client
 
 .PHONY: setup system-deps test demo bench bench-quick lint format clean
 
@@ -17,7 +17,8 @@ setup: system-deps $(STAMP)
 
 # Tesseract 5 with eng/fas/ara (+osd for orientation), strace for the no-network test,
 # the Persian fonts the fixture generator typesets with, and chromium, in which a test
-# renders the HTML report, and ExifTool, which reads every metadata tag for the checks.
+# renders the HTML report, ExifTool, which reads every metadata tag for the checks, and
+# OpenSSH's ssh-keygen, which signs and verifies review-log checkpoints.
 system-deps:
 	@missing=""; \
 	command -v tesseract >/dev/null 2>&1 || missing="yes"; \
@@ -27,6 +28,7 @@ system-deps:
 	command -v strace >/dev/null 2>&1 || missing="yes"; \
 	command -v chromium >/dev/null 2>&1 || missing="yes"; \
 	command -v exiftool >/dev/null 2>&1 || missing="yes"; \
+	command -v ssh-keygen >/dev/null 2>&1 || missing="yes"; \
 	[ -f /usr/share/fonts/truetype/noto/NotoNaskhArabic-Regular.ttf ] || missing="yes"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = "0" ]; then \

@@ -79,3 +79,46 @@ def test_the_readme_recipe_verifies_an_exported_log(small_trove, tmp_path) -> No
     )
     assert checked.returncode != 0
     assert runner.invoke(main, ["log", "verify", "--file", str(log)]).exit_code == 6
+
+
+def test_the_two_newsrooms_walkthrough_runs_as_written(small_trove, tmp_path) -> None:
+    """README's two-newsroom walkthrough, every line run by bash exactly as written, in a
+    folder holding the fixture trove's born-digital files as trove/."""
+    import os
+    import re
+    import shutil
+    import subprocess
+    import sys
+
+    import pytest
+
+    if shutil.which("ssh-keygen") is None:
+        pytest.skip("ssh-keygen (openssh-client) is not installed")
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Two newsrooms, one trove") :]
+    script = re.search(r"```sh\n(.*?)```", section, re.S).group(1)
+    shutil.copytree(small_trove / "born_digital", tmp_path / "trove")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WORKBENCH_")}
+    env["PATH"] = f"{os.path.dirname(sys.executable)}{os.pathsep}{env.get('PATH', '')}"
+    assert shutil.which("workbench", path=env["PATH"]), "the workbench command is not installed"
+    done = subprocess.run(
+        ["bash", "-e", "-c", script],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    assert "signed      checkpoint #8 by bob@paperb" in out
+    assert "imported Paper B: 8 event(s) (8 new)" in out
+    assert (
+        "Paper B: 1 both verified, 1 both disputed, 1 we disagree, 4 only they reviewed,"
+        " 3 neither reviewed, 12 pages they do not have" in out
+    )
+    assert "1 page(s) match; showing 1-1" in out
+    assert out.rstrip().endswith(
+        "log verified: the chain is intact, every page's state follows from it"
+        " and every file matches"
+    )

@@ -312,6 +312,9 @@ Query language (Whoosh's), with examples:
                                  and Hijri dates count by their Gregorian day
   date:2014-08                   a whole month (or date:2014, a year)
   id:WB-000042                   one page
+  finding:any                    an open finding (or finding:CHECK)
+  partner:paper_b:disputed       an imported partner's verdict (partner:"Paper B":verified)
+  disagree:true                  a partner's status differs from ours
 
 Exit status: 0 results printed (even none); 2 the query cannot be parsed.
 """
@@ -440,7 +443,9 @@ def mark(
         else:
             events = review.mark(case, targets, status, who, note)
         _sync_quietly(case)
-    click.echo(f"{len(events)} page(s) marked {status} by {who}")
+        click.echo(f"{len(events)} page(s) marked {status} by {who}")
+        if events:
+            _auto_sign(case, who)
 
 
 @main.command()
@@ -458,26 +463,107 @@ def note(state: _State, page_id: str, text: str, reviewer: str | None) -> None:
     click.echo(f"note added to {target} by {who}")
 
 
+CONFIG_KEYS = ("reviewer", "signing-key", "sign-every")
+
+
 @main.command()
-@click.argument("key", type=click.Choice(["reviewer"]))
+@click.argument("key", type=click.Choice(CONFIG_KEYS))
 @click.argument("value", required=False)
 @click.pass_obj
 def config(state: _State, key: str, value: str | None) -> None:
-    """Show or set a case setting (reviewer: the default reviewer name)."""
+    """Show or set a case setting.
+
+    \b
+    reviewer     the default reviewer name
+    signing-key  an SSH private key: 'mark' then signs a checkpoint every sign-every
+                 events or minutes ('none' turns it off)
+    sign-every   25 (events, the default) or 10m (minutes)
+    """
+    from workbench import signing
+
     with state.open_case(write=value is not None) as case:
         if value is None:
-            click.echo(case.get_setting(key) or "")
+            shown = case.get_setting(key)
+            if key == "sign-every" and not shown:
+                shown = signing.SIGN_EVERY_DEFAULT
+            click.echo(shown or "")
             return
-        if not value.strip():
+        value = value.strip()
+        if not value:
             raise UsageError(f"{key} cannot be empty")
-        with case.transaction():
-            case.set_setting(key, value.strip())
-    click.echo(f"{key} = {value.strip()}")
+        if key == "sign-every":
+            signing.parse_sign_every(value)
+        if key == "signing-key" and value.lower() != "none":
+            path = os.path.abspath(os.path.expanduser(value))
+            if not os.path.isfile(path):
+                raise UsageError(f"{value}: no such key file (give the private key)")
+            value = path
+        with case.transaction() as db:
+            if key == "signing-key" and value.lower() == "none":
+                db.execute("DELETE FROM settings WHERE key = ?", (key,))
+            else:
+                case.set_setting(key, value)
+    click.echo(f"{key} = {value}")
+
+
+def _auto_sign(case: Case, who: str) -> None:
+    """After a mark: the checkpoint 'config signing-key' asks for; the marks are kept
+    whatever happens here."""
+    from workbench import signing
+
+    try:
+        event = signing.auto_checkpoint(case, who)
+    except WorkbenchError as error:
+        click.echo(f"warning: no checkpoint signed ({error}); run 'workbench log sign'", err=True)
+        return
+    if event:
+        click.echo(
+            f"signed checkpoint #{event['seq']} over {event['payload']['events']} event(s)"
+            f" with {event['payload']['key']}",
+            err=True,
+        )
 
 
 @main.group()
 def log() -> None:
-    """The review log: verify its hash chain and the custody of the source files."""
+    """The review log: sign it, verify its chain and signatures and the custody of the
+    source files, import a partner newsroom's log."""
+
+
+ALLOWED_SIGNERS_OPTION = click.option(
+    "--allowed-signers",
+    "allowed_signers",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="An OpenSSH allowed-signers file: signatures must be by a key in it, and the "
+    "signer is named. Without it a signature is checked against the key it carries "
+    "(signer unverified).",
+)
+
+
+@log.command(name="sign")
+@click.option(
+    "--key",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="The SSH private key to sign with (e.g. ~/.ssh/id_ed25519).",
+)
+@REVIEWER_OPTION
+@click.pass_obj
+def log_sign(state: _State, key: str, reviewer: str | None) -> None:
+    """Append a checkpoint (chain head, number of events, time, reviewer) signed with
+    an SSH key (ssh-keygen -Y sign, namespace workbench-log)."""
+    from workbench import signing
+
+    with state.open_case(write=True) as case:
+        who = review.resolve_reviewer(case, reviewer)
+        event = signing.sign_checkpoint(case, key, who)
+    payload = event["payload"]
+    click.echo(
+        f"checkpoint #{event['seq']} signed by {who} with {payload['key']}:"
+        f" {payload['events']} event(s), head {payload['head']}"
+    )
+    click.echo(f"chain head  {event['hash']}")
 
 
 @log.command(name="verify")
@@ -493,23 +579,39 @@ def log() -> None:
     default=None,
     help="With --file: the chain head written down earlier; catches events cut from the end.",
 )
+@ALLOWED_SIGNERS_OPTION
 @click.pass_obj
-def log_verify(state: _State, jsonl_file: str | None, head: str | None) -> None:
-    """Recompute the chain, the page states it gives, re-hash every source file; print the head.
+def log_verify(
+    state: _State, jsonl_file: str | None, head: str | None, allowed_signers: str | None
+) -> None:
+    """Recompute the chain, check every signed checkpoint, recompute the page states it
+    gives, re-hash every source file; print the head.
 
-    Exit status 0 when everything holds, 6 when a link is broken, a page's stored state
-    differs from what the log gives, or a file changed.
+    Exit status 0 when everything holds, 6 when a link is broken, a signature does not
+    match (or is by a key not in --allowed-signers), the log was cut short after a signed
+    checkpoint, a page's stored state differs from what the log gives, an imported
+    partner's log or verdicts were changed since the import, or a file changed.
     """
+    from workbench import partners, signing
+
     if jsonl_file:
         from workbench import export
 
-        report = export.verify_jsonl(jsonl_file, expect_head=head)
+        report = export.verify_jsonl(jsonl_file, expect_head=head, allowed_signers=allowed_signers)
         problems = list(report.problems)
     else:
         with state.open_case() as case:
-            report = review.verify_chain(review.iter_events(case))
+            events = list(review.iter_events(case))
+            report = review.verify_chain(events)
             problems = list(report.problems)
+            if report.ok:
+                checked = signing.verify_checkpoints(
+                    events, allowed_signers, signing.recorded_checkpoints(case)
+                )
+                report.signed, report.unsigned_tail = checked.signed, checked.unsigned_tail
+                problems += checked.problems
             problems += review.verify_derived_state(case)
+            problems += partners.verify_partners(case)
             problems += review.verify_sources(case)
             missing = review.missing_sources(case)
         if missing:
@@ -518,12 +620,105 @@ def log_verify(state: _State, jsonl_file: str | None, head: str | None) -> None:
         click.echo(f"BROKEN: {problem}", err=True)
     click.echo(f"events      {report.events}")
     click.echo(f"chain head  {report.head}")
+    for seq, signer in report.signed:
+        click.echo(f"signed      checkpoint #{seq} by {signer}")
+    if report.signed and report.unsigned_tail:
+        click.echo(f"unsigned    {report.unsigned_tail} event(s) after the last checkpoint")
     if problems:
         sys.exit(EXIT_VERIFY_FAILED)
     click.echo(
         "log verified: the chain is intact"
+        + (f", {len(report.signed)} signed checkpoint(s) good" if report.signed else "")
         + ("" if jsonl_file else ", every page's state follows from it and every file matches")
     )
+
+
+@log.command(name="import")
+@click.argument("jsonl_file", metavar="PARTNER.jsonl", type=click.Path(exists=True, dir_okay=False))
+@click.option("--name", required=True, help="The partner newsroom, e.g. 'Paper B'.")
+@ALLOWED_SIGNERS_OPTION
+@REVIEWER_OPTION
+@click.pass_obj
+def log_import(
+    state: _State,
+    jsonl_file: str,
+    name: str,
+    allowed_signers: str | None,
+    reviewer: str | None,
+) -> None:
+    """Import a partner newsroom's exported log: verified first (exit 6 when it does not
+    verify, or rewrote history an earlier import saw), pages matched to ours by content,
+    their verdicts stored apart from our chain (which records one import event)."""
+    from workbench import partners
+
+    with state.open_case(write=True) as case:
+        who = review.resolve_reviewer(case, reviewer)
+        report = partners.import_log(case, jsonl_file, name, who, allowed_signers)
+        _sync_quietly(case)
+    for seq, signer in report.signed:
+        click.echo(f"signed      checkpoint #{seq} by {signer}")
+    if report.signed and report.unsigned_tail:
+        click.echo(f"unsigned    {report.unsigned_tail} event(s) after their last checkpoint")
+    if report.already:
+        click.echo(f"{report.name}: already imported up to head {report.head}; nothing new")
+        return
+    matched = report.matched_by_fingerprint + report.matched_by_file
+    click.echo(
+        f"imported {report.name}: {report.events} event(s) ({report.new_events} new),"
+        f" head {report.head}; {report.reviewed} of their {report.pages} page(s) reviewed;"
+        f" {matched} matched to ours ({report.matched_by_fingerprint} by fingerprint,"
+        f" {report.matched_by_file} by file and page number), {report.unmatched} not in"
+        " this case"
+    )
+
+
+@main.command(name="agreement")
+@click.option("--partner", default=None, help="Only this partner (default: every one imported).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per page.")
+@click.pass_obj
+def agreement_command(state: _State, partner: str | None, as_json: bool) -> None:
+    """Our status and each partner's, page by page, and a summary: both verified, both
+    disputed, we disagree, only one side reviewed, pages only one side has."""
+    from workbench import partners
+
+    with state.open_case() as case:
+        found = partners.agreement(case, partner)
+        if not found.summary:
+            raise UsageError("no partner's log imported yet: run 'workbench log import' first")
+    for page in found.pages:
+        if as_json:
+            _print_json(page)
+        else:
+            click.echo(_agreement_line(page))
+    for name, counts in found.summary.items():
+        said = ", ".join(
+            f"{counts[key]} {partners.CATEGORY_LABELS[key]}"
+            for key in partners.CATEGORIES
+            if counts[key] or key in ("both_verified", "both_disputed", "disagree")
+        )
+        click.echo(f"{name}: {said}", err=as_json)
+
+
+def _agreement_line(page: dict[str, Any]) -> str:
+    from workbench import partners
+
+    ours = page["ours"]
+    parts = [f"{page['page_id'] or '-':<10}"]
+    parts.append(
+        "ours " + (f"{ours['status']:<10}" + f" {ours['reviewer'] or '':<12}" if ours else "-")
+    )
+    for name, verdict in page["theirs"].items():
+        parts.append(
+            f"{name}: {verdict['status']} {verdict['reviewer'] or ''} [{verdict['page_id']}]"
+        )
+    flags = [
+        f"{name}: {partners.CATEGORY_LABELS[label]}"
+        for name, label in page["agreement"].items()
+        if label in ("disagree", "only_ours", "only_theirs")
+    ]
+    if flags:
+        parts.append("  <- " + "; ".join(flags))
+    return "  ".join(p.rstrip() for p in parts)
 
 
 @main.group()

@@ -133,3 +133,10 @@ def from_os_error(error: OSError, folder: str, *, case: bool = True) -> Workbenc
             return ReadOnlyCaseError(read_only_message(folder))
         return CaseError(f"{where}: the drive is read-only; choose a writable folder")
     return None
+
+
+class LogVerifyError(WorkbenchError):
+    """A review log (ours, or a partner's being imported) does not verify: a broken link,
+    a signature that does not match, a log cut short or rewritten. Exit status 6."""
+
+    exit_code = 6

@@ -24,6 +24,7 @@ import os
 import sqlite3
 import tempfile
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -56,6 +57,8 @@ MANIFEST_COLUMNS = ("page_id", "file_path", "page_number", "document_break", "pa
 JSONL_KEYS = (*review.EVENT_FIELDS, "prev_hash", "hash")
 # Lines after the events in a jsonl export: the checks' findings, outside the chain.
 FINDING_RECORD = ("record", "finding")
+# What a "page" record after the events gives: enough to match the page by content.
+PAGE_RECORD_KEYS = ("page_id", "page_sha256", "fingerprint_version", "source_sha256", "page_number")
 
 # A spreadsheet runs a cell starting with these as a formula (=HYPERLINK(...) exfiltration).
 # Tab and CR are included too, as OWASP advises: some spreadsheets strip them first.
@@ -162,25 +165,37 @@ def export_csv(case: Case, out_path: str | os.PathLike[str]) -> int:
 
 
 def export_jsonl(case: Case, out_path: str | os.PathLike[str]) -> int:
-    """The review log, one event per line in seq order, then the checks' findings (one
-    per line, marked ``"record": "finding"``); returns the number of events.
+    """The review log, one event per line in seq order, then records outside the chain,
+    each marked with ``"record"``: a copy of each signed checkpoint (``checkpoint``: seq
+    and hash, so a file cut short after one is caught), every page (``page``: id,
+    fingerprint, file SHA-256 and page number, so a partner can match pages by content),
+    then the checks' findings (``finding``); returns the number of events.
 
-    Findings are not part of the chain: they are evidence a check can recompute. A
-    dismissal is an event, and carries the hash of the finding it dismissed.
+    Findings and pages are not part of the chain: they are evidence anyone can recompute
+    from the files. A dismissal is an event, and carries the hash of the finding it
+    dismissed.
     """
-    from workbench import findings
+    from workbench import findings, signing
 
     count = 0
     with _atomic_text(out_path, "utf-8") as handle:
+
+        def line(value: dict[str, Any]) -> None:
+            handle.write(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
+            handle.write("\n")
+
         for event in review.iter_events(case):
-            record = {key: event.get(key) for key in JSONL_KEYS}
-            handle.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")))
-            handle.write("\n")
+            line({key: event.get(key) for key in JSONL_KEYS})
             count += 1
+        for seq, digest in signing.recorded_checkpoints(case):
+            line({"record": "checkpoint", "seq": seq, "hash": digest})
+        for row in case.db.execute(
+            "SELECT p.page_id, p.page_sha256, p.fingerprint_version, s.sha256 AS source_sha256,"
+            " p.page_number FROM pages p JOIN sources s ON s.id = p.source_id ORDER BY p.id"
+        ):
+            line({"record": "page", **{key: row[key] for key in PAGE_RECORD_KEYS}})
         for finding in findings.finding_records(case):
-            line = {FINDING_RECORD[0]: FINDING_RECORD[1], **finding}
-            handle.write(json.dumps(line, ensure_ascii=False, separators=(",", ":")))
-            handle.write("\n")
+            line({FINDING_RECORD[0]: FINDING_RECORD[1], **finding})
     return count
 
 
@@ -192,29 +207,31 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return dict(pairs)
 
 
-def verify_jsonl(
-    path: str | os.PathLike[str], expect_head: str | None = None
-) -> review.ChainReport:
-    """Re-verify an exported log without the case; problems name the line, never raise.
+@dataclass
+class JsonlLog:
+    """An exported log as read: its events, the records after them, the first problem."""
 
-    A chain proves nothing was changed, removed or reordered *inside* it; dropping events
-    from the end still leaves a valid, shorter chain. Pass the head hash published
-    elsewhere (the HTML report shows it) as ``expect_head`` to catch that too.
-    """
-    report = review.ChainReport()
+    events: list[dict[str, Any]] = field(default_factory=list)
+    checkpoints: list[tuple[int, str]] = field(default_factory=list)
+    pages: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def read_jsonl(path: str | os.PathLike[str]) -> JsonlLog:
+    """Read an exported log; a problem names the line (never raises)."""
+    log = JsonlLog()
     try:
         raw = Path(path).read_bytes()
     except OSError as error:
-        report.problems.append(f"{path}: cannot be read ({error.strerror})")
-        return report
-    events: list[dict[str, Any]] = []
-    findings_started = False
-    for number, line in enumerate(raw.split(b"\n"), start=1):
-        if not line.strip():
+        log.problems.append(f"{path}: cannot be read ({error.strerror})")
+        return log
+    records_started = False
+    for number, text in enumerate(raw.split(b"\n"), start=1):
+        if not text.strip():
             continue
         problem = None
         try:
-            event = json.loads(line.decode("utf-8"), object_pairs_hook=_no_duplicate_keys)
+            event = json.loads(text.decode("utf-8"), object_pairs_hook=_no_duplicate_keys)
         except UnicodeDecodeError:
             problem = "is not valid UTF-8"
         except ValueError as error:
@@ -222,21 +239,75 @@ def verify_jsonl(
         else:
             if not isinstance(event, dict):
                 problem = "is not a JSON object"
-            elif event.get(FINDING_RECORD[0]) == FINDING_RECORD[1]:
-                findings_started = True  # evidence after the chain, not part of it
-                continue
-            elif findings_started:
-                problem = "is a review event after the findings (lines were moved)"
+            elif "record" in event:
+                records_started = True  # what follows the chain, not part of it
+                problem = _take_record(log, event)
+            elif records_started:
+                problem = (
+                    "is a review event after the records that follow the log (lines were moved)"
+                )
             elif set(event) != set(JSONL_KEYS):
                 odd = sorted(set(event) ^ set(JSONL_KEYS))
                 problem = f"does not have the fields of a review event ({', '.join(odd)})"
             elif not isinstance(event["payload"], dict):
                 problem = "has a payload that is not a JSON object"
+            else:
+                log.events.append(event)
         if problem:
-            report.problems.append(f"{path}: line {number} {problem}")
-            return report
-        events.append(event)
-    report = review.verify_chain(events)
+            log.problems.append(f"{path}: line {number} {problem}")
+            return log
+    return log
+
+
+def _take_record(log: JsonlLog, record: dict[str, Any]) -> str | None:
+    kind = record.get("record")
+    if kind == "checkpoint":
+        if not isinstance(record.get("seq"), int) or not isinstance(record.get("hash"), str):
+            return "is a checkpoint record without seq and hash"
+        log.checkpoints.append((record["seq"], record["hash"]))
+    elif kind == "page":
+        if not isinstance(record.get("page_id"), str):
+            return "is a page record without page_id"
+        log.pages.append({key: record.get(key) for key in PAGE_RECORD_KEYS})
+    elif kind != FINDING_RECORD[1]:
+        return f"is a record of an unknown kind {kind!r}"
+    return None
+
+
+def verify_jsonl(
+    path: str | os.PathLike[str],
+    expect_head: str | None = None,
+    allowed_signers: str | os.PathLike[str] | None = None,
+) -> review.ChainReport:
+    """Re-verify an exported log without the case; problems name the line, never raise.
+
+    A chain proves nothing was changed, removed or reordered *inside* it; dropping events
+    from the end still leaves a valid, shorter chain. Pass the head hash published
+    elsewhere (the HTML report shows it) as ``expect_head`` to catch that too. Signed
+    checkpoints are checked (against ``allowed_signers`` when given), and each checkpoint
+    record after the events must name a checkpoint the chain has.
+    """
+    return verify_log(read_jsonl(path), path, expect_head, allowed_signers)
+
+
+def verify_log(
+    log: JsonlLog,
+    path: str | os.PathLike[str],
+    expect_head: str | None = None,
+    allowed_signers: str | os.PathLike[str] | None = None,
+) -> review.ChainReport:
+    """:func:`verify_jsonl` on a log already read."""
+    from workbench import signing
+
+    if log.problems:
+        return review.ChainReport(problems=list(log.problems))
+    report = review.verify_chain(log.events)
+    if not report.ok:
+        return report
+    checked = signing.verify_checkpoints(log.events, allowed_signers, log.checkpoints)
+    report.signed = checked.signed
+    report.unsigned_tail = checked.unsigned_tail
+    report.problems += [f"{path}: {problem}" for problem in checked.problems]
     if report.ok and expect_head and report.head != expect_head.strip().lower():
         report.problems.append(
             f"{path}: the chain ends at {report.head} after {report.events} events, not at "
@@ -501,6 +572,7 @@ def _report_html(case: Case, generated_at: str) -> str:
         w('<p class="muted">No page is marked disputed or illegible.</p>\n')
 
     _findings_html(case, w)
+    _agreement_html(case, w)
 
     # Reviewers
     reviewers = db.execute(
@@ -588,6 +660,84 @@ def _findings_html(case: Case, w: Callable[[str], Any]) -> None:
                 f"{dismissed}</td></tr>\n"
             )
         w("</table>\n")
+
+
+def _agreement_html(case: Case, w: Callable[[str], Any]) -> None:
+    """Partner newsrooms whose logs were imported: counts per partner, and the pages
+    either side disputed or where the two disagree, with both verdicts. Nothing when no
+    partner's log was imported."""
+    from workbench import partners
+
+    imported = case.db.execute(
+        "SELECT name, head, events, signers, imported_at FROM partners ORDER BY id"
+    ).fetchall()
+    if not imported:
+        return
+    found = partners.agreement(case)
+    w(f"<h2>Agreement with partner newsrooms ({len(imported)})</h2>\n")
+    for partner in imported:
+        name = partner["name"]
+        signers = json.loads(partner["signers"] or "[]")
+        w(
+            f"<h3>{_bdi(name)}</h3>\n<p>Their log imported {_e(partner['imported_at'])}:"
+            f" {partner['events']} events, head</p>\n"
+            f'<code class="hash">{_e(partner["head"])}</code>\n'
+            + (
+                "<p>Signed by " + ", ".join(_bdi(s) for s in signers) + ".</p>\n"
+                if signers
+                else '<p class="muted">No signed checkpoint in their log.</p>\n'
+            )
+        )
+        counts = found.summary[name]
+        w("<table><tr><th>Pages</th><th class=num>Count</th></tr>\n")
+        for key in partners.CATEGORIES:
+            w(
+                f"<tr><td>{_e(partners.CATEGORY_LABELS[key])}</td>"
+                f'<td class="num">{counts[key]}</td></tr>\n'
+            )
+        w("</table>\n")
+        disputed = [
+            page
+            for page in found.pages
+            if name in page["theirs"]
+            and page["ours"] is not None
+            and (
+                page["agreement"][name] == "disagree"
+                or "disputed" in (page["ours"]["status"], page["theirs"][name]["status"])
+            )
+        ]
+        w(f"<h3>{_bdi(name)}: disputed pages and disagreements ({len(disputed)})</h3>\n")
+        if not disputed:
+            w('<p class="muted">Neither side disputed a shared page, and no verdicts differ.</p>\n')
+            continue
+        w(f"<table><tr><th>Page</th><th>Ours</th><th>{_bdi(name)}</th><th></th></tr>\n")
+        for page in disputed:
+            ours, theirs = page["ours"], page["theirs"][name]
+            label = page["agreement"][name]
+            flag = (
+                '<span class="bad nowrap">disagree</span>'
+                if label == "disagree"
+                else _e(partners.CATEGORY_LABELS[label])
+            )
+            w(
+                f"<tr><td><code>{_e(page['page_id'])}</code><br>"
+                f'<span class="muted">theirs <code>{_e(theirs["page_id"])}</code></span></td>'
+                f"<td>{_verdict_html(ours)}</td><td>{_verdict_html(theirs)}</td>"
+                f"<td>{flag}</td></tr>\n"
+            )
+        w("</table>\n")
+
+
+def _verdict_html(verdict: dict[str, Any]) -> str:
+    status = verdict["status"]
+    text = f'<span class="key s-{_e(status)}"></span>{_e(status)}'
+    if verdict.get("reviewer"):
+        text += f" by {_bdi(verdict['reviewer'])}"
+    if verdict.get("time"):
+        text += f'<br><span class="muted nowrap">{_e(verdict["time"])}</span>'
+    if verdict.get("note"):
+        text += f"<br>{_bdi(verdict['note'])}"
+    return text
 
 
 def export_report(case: Case, out_path: str | os.PathLike[str]) -> None:

@@ -49,7 +49,7 @@ from workbench.store import Case
 
 # The folder name carries the index layout version: a new layout is built beside the old
 # one from the case database (every page is queued when the folder is new).
-INDEX_DIRNAME = "index-v4"
+INDEX_DIRNAME = "index-v5"  # v5: partner and disagree fields (issue #14)
 DEFAULT_WRITER_TIMEOUT = 30.0
 SYNC_BATCH = 500
 # Whoosh's posting pool spills sorted runs to disk past this many MB. It counts encoded
@@ -75,6 +75,8 @@ FIELD_ALIASES = {
     "from": "text_source",
     "finding": "finding",
     "findings": "finding",
+    "partner": "partner",
+    "disagree": "disagree",
 }
 
 
@@ -131,6 +133,10 @@ def schema() -> Schema:
         date_month=KEYWORD(lowercase=False),
         # the checks with an open (not dismissed) finding on the page, and "any"
         finding=KEYWORD(lowercase=True),
+        # each imported partner's verdict on the page: "SLUG__STATUS" and "SLUG__any"
+        # (partner:paper_b:verified, partner:paper_b), and whether any partner disagrees
+        partner=KEYWORD(lowercase=True),
+        disagree=ID(),
     )
 
 
@@ -293,6 +299,9 @@ def _document(row: dict[str, Any], dates: list[str]) -> dict[str, Any]:
         "document": row["document_id"] or "",
         "notes": row["notes"] or "",
     }
+    if row.get("partner_terms"):
+        document["partner"] = row["partner_terms"]
+    document["disagree"] = "true" if row.get("disagree") else "false"
     if row.get("open_findings"):
         document["finding"] = "any " + row["open_findings"].replace(",", " ")
     if valid_dates:
@@ -303,8 +312,19 @@ def _document(row: dict[str, Any], dates: list[str]) -> dict[str, Any]:
 
 
 def _rows(case: Case, row_ids: list[int]) -> Iterator[tuple[dict[str, Any], list[str]]]:
+    from workbench import partners
+
+    theirs = partners.partner_statuses(case, row_ids)
     for row in case.index_rows(row_ids):
-        yield dict(row), case.page_date_isos(row["id"])
+        record = dict(row)
+        verdicts = theirs.get(row["id"], {})
+        record["partner_terms"] = " ".join(
+            f"{partners.search_slug(name)}__{term}"
+            for name, status in verdicts.items()
+            for term in (status, "any")
+        )
+        record["disagree"] = partners.disagrees(row["status"] or "unreviewed", verdicts)
+        yield record, case.page_date_isos(row["id"])
 
 
 # ----- writing ------------------------------------------------------------------------
@@ -453,6 +473,7 @@ def parse_query(text: str):
     return _rewrite_dates(query)
 
 
+_PARTNER_STATUSES = ("unreviewed", "verified", "disputed", "illegible")
 # Identifier fields are matched exactly as stored, so their values skip the text
 # normalisation (which lower-cases): page and document ids are upper case, paths as found.
 _EXACT_FIELDS = {"id": str.upper, "page_id": str.upper, "doc": str.upper,
@@ -463,9 +484,29 @@ _EXACT_TERM = re.compile(
 )
 
 
+_PARTNER_TERM = re.compile(
+    r'(?<![\w"])partner:(?:"([^"]+)"|([^\s:()"]+))(?::([A-Za-z*]+))?', re.IGNORECASE
+)
+
+
 def _protect_exact_fields(text: str) -> tuple[str, list[tuple[str, str]]]:
     """Swap identifier terms for placeholders that normalisation leaves alone."""
     exact: list[tuple[str, str]] = []
+
+    def partner(match: re.Match[str]) -> str:
+        from workbench import partners
+
+        name = match.group(1) or match.group(2)
+        status = (match.group(3) or "any").lower()
+        if status not in (*_PARTNER_STATUSES, "any", "*"):
+            raise QueryError(
+                f"{status!r} is not a status: partner:NAME:verified (or disputed,"
+                " illegible, unreviewed)"
+            )
+        exact.append(("partner", f"{partners.search_slug(name)}__{status.replace('*', 'any')}"))
+        return f" wbexactterm{len(exact) - 1}x "
+
+    text = _PARTNER_TERM.sub(partner, text)
 
     def hide(match: re.Match[str]) -> str:
         field_name = FIELD_ALIASES.get(match.group(1).lower(), match.group(1).lower())

@@ -129,6 +129,9 @@ class ChainReport:
     events: int = 0
     head: str = GENESIS_HASH
     problems: list[str] = field(default_factory=list)
+    # signed checkpoints found good: (seq, signer), and events after the last one
+    signed: list[tuple[int, str]] = field(default_factory=list)
+    unsigned_tail: int = 0
 
     @property
     def ok(self) -> bool:

@@ -214,6 +214,58 @@ MIGRATIONS: list[str] = [
         minhash       BLOB
     );
     """,
+    # 7: two newsrooms. log_checkpoints: a second record of every signed checkpoint event
+    # (seq and hash), so a log cut short after a signed checkpoint is caught by 'log
+    # verify'. partners / partner_pages / partner_reviews: a partner's imported log,
+    # kept apart from our own chain: the head and event count last imported (a later
+    # import must extend it), their events as imported (append-only, so 'log verify'
+    # re-checks their chain), their pages (fingerprint, file SHA-256, page number) and
+    # their review state per page, derived from their verified events.
+    """
+    CREATE TABLE log_checkpoints (
+        seq   INTEGER PRIMARY KEY,
+        hash  TEXT NOT NULL
+    );
+    CREATE TABLE partners (
+        id           INTEGER PRIMARY KEY,
+        name         TEXT NOT NULL UNIQUE,
+        head         TEXT NOT NULL,
+        events       INTEGER NOT NULL,
+        signers      TEXT NOT NULL DEFAULT '[]',
+        imported_at  TEXT NOT NULL
+    );
+    CREATE TABLE partner_pages (
+        partner_id           INTEGER NOT NULL REFERENCES partners(id),
+        page_id              TEXT NOT NULL,
+        page_sha256          TEXT,
+        fingerprint_version  INTEGER,
+        source_sha256        TEXT,
+        page_number          INTEGER,
+        PRIMARY KEY (partner_id, page_id)
+    );
+    CREATE INDEX partner_pages_sha ON partner_pages(page_sha256);
+    CREATE INDEX partner_pages_file ON partner_pages(source_sha256, page_number);
+    CREATE TABLE partner_events (
+        partner_id  INTEGER NOT NULL REFERENCES partners(id),
+        seq         INTEGER NOT NULL,
+        event       TEXT NOT NULL,
+        PRIMARY KEY (partner_id, seq)
+    );
+    CREATE TRIGGER partner_events_no_update BEFORE UPDATE ON partner_events
+    BEGIN SELECT RAISE(ABORT, 'an imported log is append-only: events cannot be changed'); END;
+    CREATE TRIGGER partner_events_no_delete BEFORE DELETE ON partner_events
+    BEGIN SELECT RAISE(ABORT, 'an imported log is append-only: events cannot be deleted'); END;
+    CREATE TABLE partner_reviews (
+        partner_id   INTEGER NOT NULL REFERENCES partners(id),
+        page_id      TEXT NOT NULL,
+        status       TEXT NOT NULL,
+        reviewer     TEXT,
+        reviewed_at  TEXT,
+        notes        TEXT NOT NULL DEFAULT '',
+        page_sha256  TEXT,
+        PRIMARY KEY (partner_id, page_id)
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

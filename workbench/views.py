@@ -188,9 +188,17 @@ def page_detail(case: Case, page_id: str) -> dict[str, Any]:
             "metadata": json.loads(row["metadata"]),
             "source_metadata": json.loads(row["source_metadata"]),
             "findings": _page_findings(case, row["page_id"]),
+            "partners": _partner_verdicts(case, row["id"]),
         }
     )
     return record
+
+
+def _partner_verdicts(case: Case, page_row: int) -> dict[str, dict[str, Any]]:
+    """Each imported partner's verdict on this page (matched by content), by name."""
+    from workbench import partners
+
+    return partners.partner_verdicts(case, [page_row]).get(page_row, {})
 
 
 def open_severity(records: list[dict[str, Any]]) -> str | None:

@@ -125,6 +125,7 @@ class WorkbenchApp(App[None]):
         Binding("f", "search_filter", "Only search hits", show=False),
         Binding("6", "findings_filter", "Pages with open findings", show=False),
         Binding("z", "dismiss_finding", "Dismiss a finding (note)", show=False),
+        Binding("7", "disagree_filter", "Pages a partner disagrees on", show=False),
         Binding("home", "first", "First page", show=False, priority=True),
         Binding("G", "last", "Last page", show=False),
         Binding("end", "last", "Last page", show=False, priority=True),
@@ -653,6 +654,11 @@ class WorkbenchApp(App[None]):
         self.search_query = "finding:any"
         self.load_search_filter(self.search_query, self.status_filter)
 
+    def action_disagree_filter(self) -> None:
+        """List only the pages where an imported partner's verdict differs from ours."""
+        self.search_query = "disagree:true"
+        self.load_search_filter(self.search_query, self.status_filter)
+
     def action_dismiss_finding(self) -> None:
         record = self.query_one("#findings-pane", FindingsPane).highlighted()
         if record is None:
@@ -1141,6 +1147,14 @@ def page_heading(detail: dict[str, Any]) -> Text:
         head.append(f" by {detail['reviewer']}", style="italic")
     if detail.get("stale"):
         head.append("  STALE: its file changed since the ingest", style="bold red")
+    for name, theirs in (detail.get("partners") or {}).items():
+        # the partner's verdict beside ours (an imported log: 'workbench log import')
+        head.append(f"  {for_terminal(name)}: ")
+        head.append(theirs["status"], style=STATUS_STYLE.get(theirs["status"], ""))
+        if theirs.get("reviewer"):
+            head.append(f" by {for_terminal(theirs['reviewer'])}", style="italic")
+        if status != "unreviewed" and theirs["status"] not in ("unreviewed", status):
+            head.append("  DISAGREE", style="bold red")
     notes = detail.get("notes")
     if notes:
         head.append(f"\nnotes: {notes}", style="magenta")
