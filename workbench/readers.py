@@ -33,6 +33,7 @@ from PIL import Image, ImageFile, ImageOps
 
 from workbench import metadata
 from workbench.errors import CustodyError, OcrError, SourceError
+from workbench.hashing import sha256_file  # kept here too: check_custody and callers use it
 
 # The perceptual hash of each page (near-duplicates) is computed from this many pixels
 # on the longer side (workbench.similarity.IMAGE_SIDE).
@@ -166,17 +167,6 @@ class PageJob:
     password: str | None
     lang: str
     force_ocr: bool = False  # re-OCR a page even when its text layer is usable
-
-
-def sha256_file(path: str | os.PathLike[str]) -> tuple[str, int]:
-    """SHA-256 and size of a file, read in chunks so any size fits in memory."""
-    digest = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
 
 
 def identify(path: str | os.PathLike[str]) -> str:
