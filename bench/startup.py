@@ -73,13 +73,17 @@ def measure(case_dir: Path, work: Path, rounds: int = ROUNDS) -> dict[str, Any]:
     shutil.rmtree(case, ignore_errors=True)
     shutil.copytree(case_dir, case)
     out = work / "startup-export.csv"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # Python's bytecode cache as an installed workbench has it: with
+    # PYTHONDONTWRITEBYTECODE set (as on the project's build machines) every run would
+    # compile workbench's own modules again. The cache goes to the work folder.
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONPYCACHEPREFIX": str(work / "pycache")}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     env.pop("WORKBENCH_DEBUG", None)
     page_id = _first_page(case, env)
     commands = _commands(case, out, page_id)
     bare = [sys.executable, "-c", "pass"]
     for argv in [bare] + [variants[0] for variants in commands.values()]:
-        _once(argv, env)  # warm the page cache (and Python's bytecode cache)
+        _once(argv, env)  # fill the page cache and the bytecode cache
     wall: dict[str, list[float]] = {name: [] for name in ["bare", *commands]}
     cpu: dict[str, list[float]] = {name: [] for name in ["bare", *commands]}
     for round_number in range(rounds):
