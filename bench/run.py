@@ -139,6 +139,15 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
     seconds = b["ingest_seconds"]
     out.append((f"born-digital ingest+index, {b['pages']} pages", f"{seconds} s", "<= 3 s",
                 seconds <= 3))  # fmt: skip
+    f = b["floor"]
+    out.append(("  PyMuPDF get_text + Whoosh indexing, 1 process",
+                f"{f['extract_seconds']} + {f['index_seconds']} s", "", None))  # fmt: skip
+    ratio = b["ratio_ingest_vs_floor"]
+    out.append(("  ratio ingest / those two steps", f"{ratio}", "<= 1.3", ratio <= 1.3))
+    cpu = f"{b['ingest_cpu_seconds']} / {f['floor_cpu_seconds']} s"
+    out.append(("  CPU: ingest (all processes) / the two steps", cpu, "", None))
+    out.append(("  CPU ratio (less disturbed by load)", f"{b['ratio_cpu_ingest_vs_floor']}", "",
+                None))  # fmt: skip
     again = b["reingest_unchanged_seconds"]
     out.append(("  re-ingest unchanged", f"{again} s", "<= 1 s", again <= 1))
     out.extend(startup.rows(results["startup"]))

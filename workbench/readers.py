@@ -384,7 +384,11 @@ def _analyse_pdf_page(job: PageJob) -> dict[str, Any]:
         "height_pt": page_meta["height_pt"],
         "metadata": page_meta,
     }
-    if not job.force_ocr and text_layer_usable(layer_text, _image_coverage(page)):
+    # The images' share of the page decides only for a short text layer (a scan's stray
+    # words), and measuring it extracts the page a second time: done only then.
+    short = len("".join(layer_text.split())) < MIN_LAYER_CHARS_ON_SCAN  # non-space chars
+    coverage = _image_coverage(page) if short else 0.0
+    if not job.force_ocr and text_layer_usable(layer_text, coverage):
         result.update(text=_clean_text(layer_text), text_source="layer")
         return result
     if layer_text.strip():
