@@ -56,7 +56,6 @@ from __future__ import annotations
 
 import bisect
 import datetime
-import functools
 import re
 from dataclasses import dataclass
 
@@ -446,21 +445,13 @@ _ALL_MONTH_INITIALS = _first_letters(
 _EN_MONTH_INITIALS = _first_letters(_EN_GREGORIAN)
 
 _ORDINAL = "(?:[sS][tT]|[nN][dD]|[rR][dD]|[tT][hH])?"
-_DAY_FIRST_PATTERN = (
+_DAY_FIRST = re.compile(
     # the look-behind sits after the first digit so the pattern starts with a class
     rf"(?P<d>\d(?<![\d{_DOT}]\d)\d?){_ORDINAL}{_H}*\n?{_H}*(?:of{_H}+)?"
     rf"(?=[{_ALL_MONTH_INITIALS}])(?P<m>{_ALL_MONTHS})(?:{_GAP}ماه)?{_NOT_LETTER_AFTER}\.?"
-    rf"(?:{_H}|[,،])*\n?(?:{_H}|[,،])*(?:سال{_H}*)?(?P<y>\d{{4}})(?!\d)"
+    rf"(?:{_H}|[,،])*\n?(?:{_H}|[,،])*(?:سال{_H}*)?(?P<y>\d{{4}})(?!\d)",
+    re.IGNORECASE,
 )
-
-
-@functools.cache
-def _day_first() -> re.Pattern[str]:
-    """The day-month-year pattern, compiled on first use: the month-name alternation takes
-    about 40 ms to compile, which every command importing this module paid at start-up."""
-    return re.compile(_DAY_FIRST_PATTERN, re.IGNORECASE)
-
-
 # Any 3-9 letter word starting like a month is matched here and checked against the month
 # names (and for a letter before it) afterwards: much faster than a long alternation.
 _MONTH_FIRST = re.compile(
@@ -606,7 +597,7 @@ def _scan(text: str) -> list[_Candidate]:
     if not _HAS_YEAR.search(text):
         return found
 
-    for m in _day_first().finditer(text):
+    for m in _DAY_FIRST.finditer(text):
         calendar, month = _MONTH_KEYS.get(_key(m["m"]), ("", 0))
         y = int(m["y"])
         if calendar and y in _NAMED_YEARS[calendar]:
