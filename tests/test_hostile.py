@@ -114,3 +114,30 @@ def test_a_garbage_text_layer_is_not_trusted():
     assert not text_layer_usable("\ufffd\ufffd\ufffd abc \ufffd\ufffd", 0.0)
     assert not text_layer_usable("   \n  ", 0.0)
     assert not text_layer_usable("Page 3", 0.95)  # a scan with a stray page number
+
+
+def test_image_coverage_is_measured_only_for_a_short_text_layer(tmp_path, monkeypatch):
+    """It decides only whether a short layer is a scan's stray words, and costs a second
+    extraction of the page: a page with a long text layer does not pay for it."""
+    import pymupdf
+
+    from workbench import readers
+
+    pdf = pymupdf.open()
+    pdf.new_page().insert_text((72, 72), "\n".join(["A real sentence of text on a page."] * 12))
+    pdf.new_page().insert_text((72, 72), "Page 3")
+    pdf.save(tmp_path / "two.pdf")
+    measured: list[int] = []
+    real = readers._image_coverage
+
+    def counting(page):
+        measured.append(page.number)
+        return real(page)
+
+    monkeypatch.setattr(readers, "_image_coverage", counting)
+    for index in (0, 1):
+        found = readers.analyse_page(
+            readers.PageJob(str(tmp_path / "two.pdf"), "pdf", index, None, "eng")
+        )
+        assert found["text_source"] == "layer"
+    assert measured == [1]

@@ -63,6 +63,9 @@ from whoosh.compat import dumps as _pickle
 from whoosh.formats import Positions
 from whoosh.system import pack_uint as _pack_uint
 
+from workbench.unicode_marks import MARKS
+from workbench.unicode_marks import UNICODE_VERSION as MARKS_UNICODE_VERSION
+
 __all__ = [
     "NormalizedPositions",
     "NormalizingTokenizer",
@@ -153,8 +156,9 @@ def _mark_ranges() -> str:
 
     Why: such characters belong to the character before them (for clustering in
     :func:`normalize_with_offsets`) and to the word they sit in (for the tokenizer, so
-    Devanagari or Hebrew words are not cut at each vowel sign).  Built once at import
-    (about 15 ms) instead of hard-coding a Unicode-version-dependent list.
+    Devanagari or Hebrew words are not cut at each vowel sign).  Computed (about 20 ms)
+    rather than hard-coded per Unicode version; :mod:`workbench.unicode_marks` keeps the
+    result for the version of the Python the project runs on.
     """
     chars = [
         c
@@ -176,7 +180,8 @@ def _mark_ranges() -> str:
     return "".join(parts)
 
 
-_MARKS = _mark_ranges()
+# Computed once per Unicode version: the table is read when it was made from this one.
+_MARKS = MARKS if unicodedata.unidata_version == MARKS_UNICODE_VERSION else _mark_ranges()
 # Characters that never start a cluster: marks, Hangul medial/final jamo and half-width
 # voiced marks (they compose with the character before them under NFKC), and everything
 # step 2 deletes (so a deleted character can never separate two characters that compose).

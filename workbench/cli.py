@@ -19,9 +19,12 @@ from typing import Any
 
 import click
 
-from workbench import __version__, index, review, views
+# Every command imports this module, `--help` included: what is imported here must be
+# light. PyMuPDF, Pillow (the readers, the pipeline) and Whoosh (the index) are imported
+# inside the commands that use them; tests/test_startup.py keeps it so.
+from workbench import __version__, review, views
 from workbench.errors import UsageError, WorkbenchError, from_os_error
-from workbench.pipeline import IngestObserver, IngestReport, ingest
+from workbench.reports import IngestObserver, IngestReport
 from workbench.store import Case, translate_error
 
 EXIT_SOME_FILES_FAILED = 3
@@ -185,6 +188,8 @@ def ingest_command(
     without text; the same command run again reads it again); the exit status is then
     3. Damaged data and the libraries' warnings get 'warning: PATH: ...' lines.
     """
+    from workbench.pipeline import ingest  # the readers, the workers: only ingest needs them
+
     with state.open_case(create=True, prefix=prefix, write=True) as case:
         _check_index(case)
         progress = _Progress(enabled=not quiet and sys.stderr.isatty())
@@ -327,6 +332,8 @@ Exit status: 0 results printed (even none); 2 the query cannot be parsed.
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per hit.")
 @click.pass_obj
 def search(state: _State, query: str, limit: int, offset: int, as_json: bool) -> None:
+    from workbench import index  # Whoosh: imported by the commands that use the index
+
     with state.open_case() as case:
         _check_index(case)
         pending = index.pending(case)
@@ -375,6 +382,8 @@ def search(state: _State, query: str, limit: int, offset: int, as_json: bool) ->
 @click.pass_obj
 def index_command(state: _State, rebuild: bool) -> None:
     """Bring the search index up to date (it normally follows ingest by itself)."""
+    from workbench import index  # Whoosh: imported by the commands that use the index
+
     with state.open_case(write=True) as case:
         if rebuild:
             count = index.rebuild(case)
@@ -421,6 +430,8 @@ def mark(
         who = review.resolve_reviewer(case, reviewer)
         targets = review.expand_page_ids(case, page_ids) if page_ids else []
         if query:
+            from workbench import index  # the query parser: only --query needs it
+
             _sync_quietly(case)
             # the case as it is, not only the index: pages it has not caught up with count
             matched = index.current_matching_page_ids(case, query)
@@ -1128,6 +1139,8 @@ def _finding_line(record: dict[str, Any]) -> str:
 
 
 def _sync_quietly(case: Case) -> None:
+    from workbench import index  # Whoosh: imported by the commands that use the index
+
     try:
         _check_index(case)
         index.sync(case, timeout=5)
@@ -1137,6 +1150,8 @@ def _sync_quietly(case: Case) -> None:
 
 def _check_index(case: Case) -> None:
     """A missing or damaged search index is rebuilt from the case; say so in one line."""
+    from workbench import index  # Whoosh: imported by the commands that use the index
+
     notice = index.check(case)
     if notice:
         click.echo(f"warning: {notice}", err=True)

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from workbench import review, textdates
+from workbench import review
 from workbench.errors import UsageError
 from workbench.store import Case, utc_now
 
@@ -417,6 +417,8 @@ def _jalali(date_iso: str | None, stored: str | None) -> str | None:
         return stored
     if not date_iso:
         return None
+    from workbench import textdates  # its date patterns take ~60 ms to compile at import
+
     try:
         y, m, d = textdates.gregorian_to_jalali(datetime.date.fromisoformat(date_iso[:10]))
     except ValueError:

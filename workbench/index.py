@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from whoosh import index as whoosh_index
-from whoosh import qparser, sorting
 from whoosh import query as wquery
+from whoosh import sorting
 from whoosh.fields import ID, KEYWORD, NUMERIC, TEXT, Schema
 from whoosh.filedb.filestore import FileStorage, RamStorage
 from whoosh.index import LockError
@@ -451,6 +451,8 @@ class SearchResults:
 
 def parse_query(text: str):
     """Parse a user query with Whoosh's language (see ``workbench search --help``)."""
+    from whoosh import qparser  # only queries need the parser; mark and sync do not
+
     if not text.strip():
         raise QueryError("empty search query")
     parser = qparser.QueryParser("text", schema())

@@ -45,6 +45,7 @@ from typing import Any
 from workbench import index, metadata, readers
 from workbench.errors import DiskFullError, SourceError, UsageError, WorkbenchError
 from workbench.readers import PageJob, PageReadError
+from workbench.reports import IngestObserver, IngestReport  # defined apart: see reports.py
 from workbench.store import Case
 
 # Pages committed but not yet indexed before the feeder thread indexes them (one Whoosh
@@ -63,48 +64,6 @@ TEST_CRASH_ENV = "WORKBENCH_TEST_CRASH_ON"
 TEST_HANG_ENV = "WORKBENCH_TEST_HANG_ON"
 
 _ENGINE_BLAME = "the file may be hostile or damaged"
-
-
-@dataclass
-class IngestReport:
-    """What one ingest run did, for the CLI summary and for tests."""
-
-    files_seen: int = 0
-    files_ingested: int = 0
-    files_already: int = 0
-    files_duplicate: int = 0
-    pages_added: int = 0
-    pages_ocr: int = 0
-    pages_indexed: int = 0
-    pages_reread: int = 0  # pages whose failed OCR this run retried successfully
-    failures: list[tuple[str, str]] = field(default_factory=list)
-    # pages kept without text because OCR failed on them (retried by the next run)
-    page_errors: list[tuple[str, str]] = field(default_factory=list)
-    # damaged data, repairs and other library warnings, per page (or per file)
-    page_warnings: list[tuple[str, str]] = field(default_factory=list)
-    index_problem: str | None = None  # the search index could not be updated (pages are safe)
-
-    @property
-    def ok(self) -> bool:
-        return not self.failures and not self.page_errors
-
-
-class IngestObserver:
-    """Callbacks the faces (CLI, app) implement to show progress; all optional."""
-
-    def started(self, total_files: int, total_pages: int) -> None: ...
-
-    def page_done(self, pages_done: int, total_pages: int) -> None: ...
-
-    def file_failed(self, path: str, reason: str) -> None: ...
-
-    def file_done(self, path: str, pages: int) -> None: ...
-
-    def page_error(self, path: str, message: str) -> None: ...
-
-    def page_warning(self, path: str, message: str) -> None: ...
-
-    def finished(self, report: IngestReport) -> None: ...
 
 
 @dataclass

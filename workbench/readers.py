@@ -33,6 +33,7 @@ from PIL import Image, ImageFile, ImageOps
 
 from workbench import metadata
 from workbench.errors import CustodyError, OcrError, SourceError
+from workbench.hashing import sha256_file  # kept here too: check_custody and callers use it
 
 # The perceptual hash of each page (near-duplicates) is computed from this many pixels
 # on the longer side (workbench.similarity.IMAGE_SIDE).
@@ -166,17 +167,6 @@ class PageJob:
     password: str | None
     lang: str
     force_ocr: bool = False  # re-OCR a page even when its text layer is usable
-
-
-def sha256_file(path: str | os.PathLike[str]) -> tuple[str, int]:
-    """SHA-256 and size of a file, read in chunks so any size fits in memory."""
-    digest = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
 
 
 def identify(path: str | os.PathLike[str]) -> str:
@@ -394,7 +384,11 @@ def _analyse_pdf_page(job: PageJob) -> dict[str, Any]:
         "height_pt": page_meta["height_pt"],
         "metadata": page_meta,
     }
-    if not job.force_ocr and text_layer_usable(layer_text, _image_coverage(page)):
+    # The images' share of the page decides only for a short text layer (a scan's stray
+    # words), and measuring it extracts the page a second time: done only then.
+    short = len("".join(layer_text.split())) < MIN_LAYER_CHARS_ON_SCAN  # non-space chars
+    coverage = _image_coverage(page) if short else 0.0
+    if not job.force_ocr and text_layer_usable(layer_text, coverage):
         result.update(text=_clean_text(layer_text), text_source="layer")
         return result
     if layer_text.strip():

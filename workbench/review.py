@@ -30,8 +30,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from workbench import index, readers
 from workbench.errors import UsageError
+from workbench.hashing import sha256_file
 from workbench.store import Case, utc_now
 
 STATUSES = ("unreviewed", "verified", "disputed", "illegible")
@@ -298,7 +298,7 @@ def verify_sources(case: Case) -> list[str]:
         if not os.path.exists(source.path):
             continue
         try:
-            digest, _ = readers.sha256_file(source.path)
+            digest, _ = sha256_file(source.path)
         except OSError as error:
             problems.append(f"{source.path}: cannot be read to check ({error.strerror})")
             continue
@@ -401,6 +401,8 @@ def mark_query(
     """
     _check_status(status)
     shown = list(dict.fromkeys(p.upper() for p in confirmed))
+    from workbench import index  # imported here: Whoosh is needed only by --query marks
+
     with case.transaction() as db:
         now = set(index.current_matching_page_ids(case, query))
         still = [p for p in shown if p in now]
