@@ -68,9 +68,11 @@ def _loaded_by(tmp_path: Path, *args: str) -> set[str]:
 
 @pytest.fixture(scope="module")
 def two_page_case(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A case with one born-digital PDF of two pages (no OCR: fast)."""
+    """A case with one born-digital PDF of two pages (no OCR: fast), checked for bad
+    redactions as `workbench ingest` does (else `show` must read the file to mask)."""
     import pymupdf
 
+    from workbench import findings
     from workbench.pipeline import ingest
     from workbench.store import Case
 
@@ -81,6 +83,7 @@ def two_page_case(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pdf.save(folder / "memo.pdf")
     with Case.open(folder / "case", create=True) as case:
         report = ingest(case, [str(folder / "memo.pdf")], jobs=1)
+        findings.run_checks(case, ["bad-redaction"])
     assert report.pages_added == 2
     return folder / "case"
 

@@ -287,7 +287,9 @@ def show(state: _State, page_id: str, hidden: bool, as_json: bool) -> None:
     """
     with state.open_case() as case:
         record = views.page_detail(case, page_id)
-    views.redaction_view(record, reveal=hidden)
+        look = hidden or views.needs_redaction_look(case, record)
+    if look:
+        views.redaction_view(record, reveal=hidden)
     if as_json:
         _print_json(record)
         return

@@ -232,6 +232,21 @@ WITHHELD = (
 )
 
 
+def needs_redaction_look(case: Case, record: dict[str, Any]) -> bool:
+    """Must ``show`` read the page's file to mask text under boxes? Only when the page has
+    a ``bad-redaction`` finding or the check has never looked at its file: a page the
+    check passed is shown without opening the file (or loading PyMuPDF)."""
+    if record["text_source"] != "layer":
+        return False
+    if any(f["check"] == "bad-redaction" for f in record["findings"]):
+        return True
+    looked = case.db.execute(
+        "SELECT 1 FROM check_units WHERE check_name = 'bad-redaction' AND unit = ?",
+        (f"source:{record['source_sha256']}",),
+    ).fetchone()
+    return looked is None
+
+
 def redaction_view(record: dict[str, Any], *, reveal: bool) -> None:
     """Mask text still under redaction boxes in a ``page_detail`` record; with ``reveal``,
     add it, labelled, as ``hidden_text`` (one entry per box, with its ``text``).
