@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import itertools
+import logging
 import os
 import platform
 import queue
@@ -47,6 +48,8 @@ CONNECT_TIMEOUT = 10.0
 # files whose bytes stay on the cluster after their last job came back (the next jobs
 # are usually the same file's)
 KEEP_FILES = 4
+# times a job whose file's bytes were lost with a worker is sent again
+RESEND_LIMIT = 3
 _TIMEOUT_TOPIC = "workbench-job-timeout"
 _INSTALL_HINT = "install the cluster extra: pip install 'workbench[cluster]' (make setup does)"
 
@@ -57,6 +60,10 @@ def _distributed() -> Any:
         import distributed
     except ImportError:
         raise UsageError(f"--cluster needs Dask distributed: {_INSTALL_HINT}") from None
+    if not os.environ.get("WORKBENCH_DEBUG"):
+        # Dask logs to stderr (reconnection attempts, tracebacks of lost connections);
+        # on the coordinator what matters reaches the user as one `error:` line instead
+        logging.getLogger("distributed").setLevel(logging.CRITICAL + 1)
     return distributed
 
 
@@ -176,38 +183,44 @@ def check_cluster(address: str, lang: str | None = None, *, client: Any = None) 
     report = ClusterReport(address=address)
     for worker in sorted(facts):
         report.workers[worker] = dict(facts[worker], nthreads=threads.get(worker))
-    for worker, info in report.workers.items():
+    report.problems = problems(report.workers, lang)
+    return report
+
+
+def problems(workers: dict[str, dict[str, Any]], lang: str | None = None) -> list[str]:
+    """What is wrong with these workers (their ``worker_facts``): one line per problem."""
+    from workbench import ocr
+
+    found: list[str] = []
+    for worker, info in workers.items():
         if info.get("problem"):
-            report.problems.append(f"worker {worker}: {info['problem']}")
+            found.append(f"worker {worker}: {info['problem']}")
     for key in MUST_MATCH:
         seen: dict[str, list[str]] = {}
-        for worker, info in report.workers.items():
+        for worker, info in workers.items():
             if info.get(key) is not None:
                 seen.setdefault(str(info[key]), []).append(worker)
         if key == "workbench":
             seen.setdefault(__version__, []).append("this machine")
         if len(seen) > 1:
             versions = "; ".join(f"{v} on {', '.join(ws)}" for v, ws in sorted(seen.items()))
-            report.problems.append(
+            found.append(
                 f"{key} versions differ ({versions}): page text would depend on the worker "
                 "that read the page; install the same versions everywhere"
             )
-    if lang:
-        from workbench import ocr
-
-        codes = [code.strip() for code in lang.split("+") if code.strip()]
-        for worker, info in report.workers.items():
-            if info.get("tesseract") is None:
-                continue
-            missing = [code for code in codes if code not in info["languages"]]
-            if missing:
-                packages = " ".join(ocr._apt_package(code) for code in missing)
-                names = ", ".join(repr(code) for code in missing)
-                report.problems.append(
-                    f"worker {worker}: Tesseract has no language pack for {names}; "
-                    f"install it there with: sudo apt-get install {packages}"
-                )
-    return report
+    codes = [code.strip() for code in (lang or "").split("+") if code.strip()]
+    for worker, info in workers.items():
+        if info.get("tesseract") is None:
+            continue
+        missing = [code for code in codes if code not in info.get("languages", ())]
+        if missing:
+            packages = " ".join(ocr._apt_package(code) for code in missing)
+            names = ", ".join(repr(code) for code in missing)
+            found.append(
+                f"worker {worker}: Tesseract has no language pack for {names}; "
+                f"install it there with: sudo apt-get install {packages}"
+            )
+    return found
 
 
 # ----- the pool --------------------------------------------------------------------------
@@ -247,6 +260,7 @@ class ClusterWorkers:
         self._users: dict[str, int] = {}  # sha256 -> jobs in flight that need it
         self._idle_data: OrderedDict[str, None] = OrderedDict()
         self._timed_out: set[str] = set()
+        self._resent: dict[int, int] = {}  # id(task) -> times sent again after losing its bytes
         self._lock = threading.Lock()
         self._client.subscribe_topic(_TIMEOUT_TOPIC, self._on_timeout)
 
@@ -312,8 +326,30 @@ class ClusterWorkers:
                 continue
             task_id, task = self._in_flight.pop(future)
             self._release(task)
+            if self._lost_with_its_bytes(future, task):
+                self.submit(task)  # the bytes are scattered again from the file
+                continue
             outcomes.append(self._outcome(future, key=future.key, task=task))
         return outcomes
+
+    def _lost_with_its_bytes(self, future: Any, task: Any) -> bool:
+        """A job cancelled while the scheduler is up lost its input: the only copy of
+        the file's bytes was on a worker that died (Dask cannot compute scattered data
+        again). Forget those bytes and send the job again, a few times at most."""
+        if future.status != "cancelled" or self._client.status != "running":
+            return False
+        with self._lock:
+            if future.key in self._timed_out:
+                return False
+        tries = self._resent.get(id(task), 0)
+        if tries >= RESEND_LIMIT:
+            return False
+        for sha256, data in list(self._data.items()):
+            if data.status != "finished":
+                del self._data[sha256]
+                self._idle_data.pop(sha256, None)
+        self._resent[id(task)] = tries + 1
+        return True
 
     def close(self, *, kill: bool) -> None:
         if kill and self._in_flight:
