@@ -346,3 +346,43 @@ def test_cluster_check_reports_each_worker(local_cluster: LocalCluster) -> None:
     lines = check.stdout.splitlines()
     assert lines[0] == f"cluster {address}: 2 worker(s)"
     assert len(lines) == 3 and all("Tesseract 5" in line and "fas" in line for line in lines[1:])
+
+
+def test_a_job_past_the_time_limit_fails_its_file_only(
+    local_cluster: LocalCluster,
+    trove_files: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A page that hangs (test hook) is stopped by the worker's watchdog: its file fails
+    as locally ('took longer than 4 s on page 1'), is not run again, the rest goes in."""
+    monkeypatch.setenv("WORKBENCH_PAGE_TIMEOUT", "4")
+    address = local_cluster.start_scheduler()
+    for _ in range(2):
+        local_cluster.add_worker(env={"WORKBENCH_TEST_HANG_ON": "/2-born/0-@1"})
+    case_dir = tmp_path / "case"
+    with Case.open(case_dir, create=True) as case:
+        report = ingest(case, [str(trove_files)], lang="fas+eng", cluster=address)
+    assert len(report.failures) == 1, report.failures
+    path, reason = report.failures[0]
+    assert "/2-born/0-" in path
+    assert "took longer than 4 s on page 1 and was stopped" in reason
+    assert report.files_ingested == report.files_seen - 1
+
+
+def test_a_job_that_crashes_every_worker_fails_its_file_only(
+    local_cluster: LocalCluster, trove_files: Path, tmp_path: Path
+) -> None:
+    """A file whose opening kills the worker (SIGSEGV, test hook): Dask gives it to a
+    few workers (its allowed-failures), then it fails as a local crash does."""
+    address = local_cluster.start_scheduler()
+    for _ in range(2):
+        local_cluster.add_worker(env={"WORKBENCH_TEST_CRASH_ON": "/2-born/1-"})
+    case_dir = tmp_path / "case"
+    with Case.open(case_dir, create=True) as case:
+        report = ingest(case, [str(trove_files / "2-born")], lang="fas+eng", cluster=address)
+    assert len(report.failures) == 1, report.failures
+    path, reason = report.failures[0]
+    assert "/2-born/1-" in path
+    assert reason.startswith("the PDF/image engine crashed while opening it")
+    assert report.files_ingested == 2

@@ -48,7 +48,9 @@ CONNECT_TIMEOUT = 10.0
 # files whose bytes stay on the cluster after their last job came back (the next jobs
 # are usually the same file's)
 KEEP_FILES = 4
-# times a job whose file's bytes were lost with a worker is sent again
+# times a job whose file's bytes were lost with a worker is sent again; past that it
+# has lost every worker it was given and fails its file as a crash (as Dask's own
+# allowed-failures, 3 by default, does for a job that kills workers)
 RESEND_LIMIT = 3
 _TIMEOUT_TOPIC = "workbench-job-timeout"
 _INSTALL_HINT = "install the cluster extra: pip install 'workbench[cluster]' (make setup does)"
@@ -321,34 +323,45 @@ class ClusterWorkers:
             self._client.status == "connecting" and not finished
         ):
             raise self._gone(None)
+        with self._lock:
+            overdue = [f for f in self._in_flight if f.key in self._timed_out]
+        if overdue:  # stopped by a worker's watchdog: never run again
+            with contextlib.suppress(Exception):
+                self._client.cancel(overdue, force=True)
+            finished += [f for f in overdue if f not in finished]
         for future in finished:
             if future not in self._in_flight:
                 continue
             task_id, task = self._in_flight.pop(future)
             self._release(task)
-            if self._lost_with_its_bytes(future, task):
-                self.submit(task)  # the bytes are scattered again from the file
+            if self._lost_with_its_bytes(future):
+                from workbench import pipeline
+
+                tries = self._resent.get(id(task), 0)
+                if tries < RESEND_LIMIT:
+                    self._resent[id(task)] = tries + 1
+                    self.submit(task)  # the bytes are scattered again from the file
+                else:  # it lost every worker it was given: a crash, as locally
+                    outcomes.append((task, None, pipeline._WorkerCrashed()))
                 continue
             outcomes.append(self._outcome(future, key=future.key, task=task))
         return outcomes
 
-    def _lost_with_its_bytes(self, future: Any, task: Any) -> bool:
+    def _lost_with_its_bytes(self, future: Any) -> bool:
         """A job cancelled while the scheduler is up lost its input: the only copy of
         the file's bytes was on a worker that died (Dask cannot compute scattered data
-        again). Forget those bytes and send the job again, a few times at most."""
+        again; the job usually runs where its bytes are, so a job that crashes its
+        worker ends here rather than as Dask's KilledWorker). Those bytes are forgotten,
+        to be sent again."""
         if future.status != "cancelled" or self._client.status != "running":
             return False
         with self._lock:
             if future.key in self._timed_out:
                 return False
-        tries = self._resent.get(id(task), 0)
-        if tries >= RESEND_LIMIT:
-            return False
         for sha256, data in list(self._data.items()):
             if data.status != "finished":
                 del self._data[sha256]
                 self._idle_data.pop(sha256, None)
-        self._resent[id(task)] = tries + 1
         return True
 
     def close(self, *, kill: bool) -> None:
@@ -390,12 +403,8 @@ class ClusterWorkers:
         key = message.get("key") if isinstance(message, dict) else None
         if not isinstance(key, str) or not key.startswith(f"workbench-{self._run_id}-"):
             return
-        with self._lock:
+        with self._lock:  # runs in Dask's event loop: wait() cancels the job
             self._timed_out.add(key)
-        for future in list(self._in_flight):
-            if future.key == key:
-                with contextlib.suppress(Exception):
-                    self._client.cancel([future], force=True)
 
     def _bytes_of(self, task: Any) -> Any:
         """The future of the file's bytes on the cluster, scattered on first use."""
