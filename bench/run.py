@@ -138,6 +138,10 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
         out.append(("  local pool, runs before / after it", f"{before} / {after} s", "", None))
         ratio = k["ratio_cluster_vs_local"]
         out.append(("  ratio cluster / local pool", f"{ratio}", "<= 1.10", ratio <= 1.10))
+        cpu = f"{k['cluster_cpu_seconds']} / {k['local_cpu_seconds']} s"
+        out.append(("  CPU: cluster (all processes) / local", cpu, "", None))
+        out.append(("  CPU ratio (less disturbed by load)", f"{k['ratio_cpu_cluster_vs_local']}",
+                    "", None))  # fmt: skip
         out.append(("  cluster case == local case", str(k["same_case"]), "True", k["same_case"]))
     out.extend(lines.rows(results["lines"]))
     b = results["born_digital"]

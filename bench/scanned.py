@@ -22,6 +22,7 @@ from PIL import Image, ImageOps
 from bench.common import (
     CORES,
     ROOT,
+    _tree,
     cached_trove,
     ground_truth,
     ingest,
@@ -241,10 +242,27 @@ DASK = Path(sys.executable).with_name("dask")
 PROFILER_OFF = "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED"
 
 
+def _tree_cpu(pids: list[int]) -> float:
+    """CPU seconds so far of these processes and everything under them (their own time
+    and that of their children they have waited for: a worker's Tesseract runs)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for root in pids:
+        for pid in _tree(root):
+            try:
+                with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+                    fields = fh.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += sum(int(fields[i]) for i in (11, 12, 13, 14))  # utime stime cu cs
+    return total / ticks
+
+
 @contextlib.contextmanager
-def local_dask(work: Path, workers: int) -> Iterator[str]:
+def local_dask(work: Path, workers: int) -> Iterator[tuple[str, list[int]]]:
     """A real `dask scheduler` and `dask worker --nworkers N --nthreads 1` on 127.0.0.1
-    (started, and waited for, before anything is timed); yields the scheduler address."""
+    (started, and waited for, before anything is timed); yields the scheduler address
+    and the pids of the processes started (for their CPU time)."""
     folder = work / "dask"
     folder.mkdir(parents=True, exist_ok=True)
     scheduler_file = folder / "scheduler.json"
@@ -282,7 +300,7 @@ def local_dask(work: Path, workers: int) -> Iterator[str]:
         log = folder / "workers.log"
         wait_for(lambda: log.read_text(errors="replace").count("Registered to:") >= workers,
                  f"{workers} workers")  # fmt: skip
-        yield address
+        yield address, [process.pid for process in processes]
     finally:
         for process in processes:
             with contextlib.suppress(ProcessLookupError):
@@ -302,13 +320,18 @@ def cluster_overhead(
     """
     if not DASK.exists():
         return {"skipped": "Dask is not installed (pip install 'workbench[cluster]')"}
-    with local_dask(work, CORES) as address:
+    with local_dask(work, CORES) as (address, pids):
         case_dir = work / "case-scanned-cluster"
         command = [sys.executable, "-m", "workbench", "--case", str(case_dir), "ingest",
                    *trove_inputs(trove), "--cluster", address, "--lang", "fas+eng", "--quiet",
                    "--no-check"]  # fmt: skip
+        cluster_before, (_, children_before) = _tree_cpu(pids), _cpu()
         on_cluster = run_measured(command)
+        # scheduler, nannies, workers and their Tesseracts; plus the coordinator
+        cluster_cpu = _tree_cpu(pids) - cluster_before + _cpu()[1] - children_before
+    _, children_before = _cpu()
     again = ingest(work / "case-scanned-again", trove_inputs(trove), jobs=CORES, lang="fas+eng")
+    local_cpu = _cpu()[1] - children_before
     baseline = (local_seconds + again.seconds) / 2
     return {
         "workers": CORES,
@@ -316,6 +339,9 @@ def cluster_overhead(
         "local_seconds_before": round(local_seconds, 2),
         "local_seconds_after": round(again.seconds, 2),
         "ratio_cluster_vs_local": round(on_cluster.seconds / baseline, 3),
+        "cluster_cpu_seconds": round(cluster_cpu, 2),
+        "local_cpu_seconds": round(local_cpu, 2),
+        "ratio_cpu_cluster_vs_local": round(cluster_cpu / local_cpu, 3),
         "same_case": _pages_of(case_dir) == _pages_of(local_case),
     }
 
