@@ -3,8 +3,8 @@
 Exit status: 0 success; 1 unexpected internal error; 2 bad usage or unusable case
 (read-only, damaged); 3 ingest finished but some files failed or some pages could not
 be OCR'd (each named on stderr); 4 OCR engine problem (Tesseract or a language pack
-missing); 7 the disk is full; 130 interrupted (Ctrl-C): run the same command again to
-resume.
+missing); 7 the disk is full; 8 the Dask cluster given with --cluster cannot be used;
+130 interrupted (Ctrl-C): run the same command again to resume.
 """
 
 from __future__ import annotations

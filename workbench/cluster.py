@@ -236,7 +236,12 @@ class ClusterWorkers:
     """The local pool's interface (``pipeline._Workers``) on a Dask cluster.
 
     ``jobs`` is the cluster's thread count when connected (one page per thread).
+    ``depth``: jobs queued per thread; more than locally, since each job's round trip
+    through the scheduler is milliseconds, not microseconds (born-digital pages take
+    about as long).
     """
+
+    depth = 8
 
     def __init__(self, address: str, limit: float, lang: str) -> None:
         self.address = address

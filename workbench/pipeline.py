@@ -369,8 +369,9 @@ def _open_all(files: list[_PreparedFile], passwords: tuple[str, ...], workers: _
     """Open every file in the workers: page count, the password that opens it."""
     pending = [number for number, item in enumerate(files) if item.needs_pages]
     position = 0
+    limit = workers.jobs * workers.depth
     while position < len(pending) or not workers.idle():
-        while workers.accepting() and position < len(pending) and workers.busy < workers.jobs * 2:
+        while workers.accepting() and position < len(pending) and workers.busy < limit:
             number = pending[position]
             position += 1
             item = files[number]
@@ -437,7 +438,7 @@ def _run(
     feeder: _IndexFeeder,
 ) -> None:
     """Feed jobs to the pool in order, commit each file when all its jobs are back."""
-    max_in_flight = workers.jobs * 3
+    max_in_flight = workers.jobs * (workers.depth + 1)
     max_waiting = max(64, workers.jobs * 16)  # finished pages held for files not yet committable
     submit_file = 0
     commit_file = 0
@@ -736,6 +737,10 @@ class _Workers:
     deadline has its worker (and the worker's Tesseract) killed with the whole pool, which
     is recreated; the other jobs in flight are submitted again.
     """
+
+    # jobs queued per worker beyond the one it runs: enough to keep it fed, few enough
+    # that a crash re-runs little
+    depth = 2
 
     def __init__(self, jobs: int, limit: float | None = None) -> None:
         self.jobs = jobs
