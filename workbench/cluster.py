@@ -52,6 +52,8 @@ KEEP_FILES = 4
 # has lost every worker it was given and fails its file as a crash (as Dask's own
 # allowed-failures, 3 by default, does for a job that kills workers)
 RESEND_LIMIT = 3
+# seconds to fetch a finished job's result from its worker
+RESULT_TIMEOUT = 60.0
 _TIMEOUT_TOPIC = "workbench-job-timeout"
 _INSTALL_HINT = "install the cluster extra: pip install 'workbench[cluster]' (make setup does)"
 
@@ -228,6 +230,10 @@ def problems(workers: dict[str, dict[str, Any]], lang: str | None = None) -> lis
 # ----- the pool --------------------------------------------------------------------------
 
 
+class _Resend(Exception):
+    """The job's result was lost with its worker: send the job again."""
+
+
 class _Lost(Exception):
     """The job's bytes could not be sent (the file changed or cannot be read)."""
 
@@ -236,9 +242,8 @@ class ClusterWorkers:
     """The local pool's interface (``pipeline._Workers``) on a Dask cluster.
 
     ``jobs`` is the cluster's thread count when connected (one page per thread).
-    ``depth``: jobs queued per thread; more than locally, since each job's round trip
-    through the scheduler is milliseconds, not microseconds (born-digital pages take
-    about as long).
+    ``depth``: jobs in flight per thread; more than locally, since each job's round
+    trip through the scheduler takes milliseconds (as long as a born-digital page).
     """
 
     depth = 8
@@ -340,17 +345,26 @@ class ClusterWorkers:
             task_id, task = self._in_flight.pop(future)
             self._release(task)
             if self._lost_with_its_bytes(future):
-                from workbench import pipeline
-
-                tries = self._resent.get(id(task), 0)
-                if tries < RESEND_LIMIT:
-                    self._resent[id(task)] = tries + 1
-                    self.submit(task)  # the bytes are scattered again from the file
-                else:  # it lost every worker it was given: a crash, as locally
-                    outcomes.append((task, None, pipeline._WorkerCrashed()))
+                self._send_again(task, outcomes)
                 continue
-            outcomes.append(self._outcome(future, key=future.key, task=task))
+            try:
+                outcomes.append(self._outcome(future, key=future.key, task=task))
+            except _Resend:
+                self._forget_lost_bytes()
+                self._send_again(task, outcomes)
         return outcomes
+
+    def _send_again(self, task: Any, outcomes: list[tuple[Any, Any, Any]]) -> None:
+        """Send a job that lost its worker again (its file's bytes scattered again if
+        they were lost too); past RESEND_LIMIT it fails its file as a crash does."""
+        from workbench import pipeline
+
+        tries = self._resent.get(id(task), 0)
+        if tries < RESEND_LIMIT:
+            self._resent[id(task)] = tries + 1
+            self.submit(task)
+        else:  # it lost every worker it was given: a crash, as locally
+            outcomes.append((task, None, pipeline._WorkerCrashed()))
 
     def _lost_with_its_bytes(self, future: Any) -> bool:
         """A job cancelled while the scheduler is up lost its input: the only copy of
@@ -363,11 +377,14 @@ class ClusterWorkers:
         with self._lock:
             if future.key in self._timed_out:
                 return False
+        self._forget_lost_bytes()
+        return True
+
+    def _forget_lost_bytes(self) -> None:
         for sha256, data in list(self._data.items()):
             if data.status != "finished":
                 del self._data[sha256]
                 self._idle_data.pop(sha256, None)
-        return True
 
     def close(self, *, kill: bool) -> None:
         if kill and self._in_flight:
@@ -388,16 +405,22 @@ class ClusterWorkers:
             timed_out = key in self._timed_out
         if timed_out:
             return task, None, pipeline._WorkerTimedOut(self.limit)
+        from distributed.utils import CancelledError
+
         status = future.status
         try:
             if status == "finished":
-                return task, future.result(timeout=60), None
+                return task, future.result(timeout=RESULT_TIMEOUT), None
             if status == "error":
-                error = future.exception(timeout=60)
+                error = future.exception(timeout=RESULT_TIMEOUT)
                 if isinstance(error, KilledWorker):
                     return task, None, pipeline._WorkerCrashed()
                 return task, None, error
-        except (OSError, TimeoutError) as error:
+        except (OSError, TimeoutError, CancelledError) as error:
+            if self._client.status == "running":
+                # the worker holding the result died before it was fetched (Dask then
+                # computes it again, if its input still exists): send the job afresh
+                raise _Resend() from None
             raise self._gone(error) from None
         # cancelled: the scheduler forgot the job (it restarted or lost the client)
         raise self._gone(None)
@@ -504,6 +527,12 @@ def _cluster_call(
     watchdog.start()
     try:
         return worker_call(task_id, path, step, fn, args, data)
+    except Exception as error:
+        # Dask pickles the exception with the one it replaced (its __context__: a MuPDF
+        # error that cannot be unpickled, which would turn a SourceError into a bare
+        # Exception); the coordinator needs the error alone, as the local pool sends it
+        error.__context__ = error.__cause__ = None
+        raise error from None
     finally:
         finished.set()
         readers.phase_hook = None

@@ -10,7 +10,8 @@ Why it is shaped this way:
   batch goes on. (ProcessPoolExecutor has no per-job timeout: each job reports its start
   through a queue and the coordinator's wait loop watches the clock.)
 - Pages are analysed in that pool (OCR is the slow part; each Tesseract runs
-  single-threaded, so the pool, not OpenMP, fills the cores).
+  single-threaded, so the pool, not OpenMP, fills the cores). With ``cluster`` the same
+  jobs, carrying the file's bytes, go to a Dask cluster instead (workbench.cluster).
 - Files are committed strictly in input order, each in one short transaction, so page
   ids follow input order and an interrupted run, run again, gives the same pages.
 - Results wait in memory only for a bounded window of pages; the write lock is held
@@ -738,8 +739,8 @@ class _Workers:
     is recreated; the other jobs in flight are submitted again.
     """
 
-    # jobs queued per worker beyond the one it runs: enough to keep it fed, few enough
-    # that a crash re-runs little
+    # jobs in flight per worker while files are opened (one more while pages are read):
+    # enough to keep each worker fed, few enough that a crash re-runs little
     depth = 2
 
     def __init__(self, jobs: int, limit: float | None = None) -> None:

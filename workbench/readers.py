@@ -353,6 +353,8 @@ def _mupdf_reason(error: Exception) -> str:
     text = re.sub(r"\s+", " ", text)
     text = re.sub(r"^code=\d+: ", "", text)
     text = re.sub(r"Failed to open file '.*' as type pdf\.?", "MuPDF cannot parse it", text)
+    # the same failure on bytes sent with the job (a cluster worker)
+    text = re.sub(r"^Failed to open stream\.?$", "MuPDF cannot parse it", text)
     return text[:200]
 
 
