@@ -140,6 +140,21 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
             out.append((f"  CER {lang}: workbench / ocrmypdf", value, "", None))
     else:
         out.append(("  ocrmypdf", s["ocrmypdf"], "<= 0.65", False))
+    k = s.get("cluster", {})
+    if "skipped" in k:
+        out.append(("  Dask cluster path", k["skipped"], "", None))
+    elif k:
+        label = f"  --cluster, local scheduler, {k['workers']} x 1 thread"
+        out.append((label, f"{k['cluster_seconds']} s", "", None))
+        before, after = k["local_seconds_before"], k["local_seconds_after"]
+        out.append(("  local pool, runs before / after it", f"{before} / {after} s", "", None))
+        ratio = k["ratio_cluster_vs_local"]
+        out.append(("  ratio cluster / local pool", f"{ratio}", "<= 1.10", ratio <= 1.10))
+        cpu = f"{k['cluster_cpu_seconds']} / {k['local_cpu_seconds']} s"
+        out.append(("  CPU: cluster (all processes) / local", cpu, "", None))
+        out.append(("  CPU ratio (less disturbed by load)", f"{k['ratio_cpu_cluster_vs_local']}",
+                    "", None))  # fmt: skip
+        out.append(("  cluster case == local case", str(k["same_case"]), "True", k["same_case"]))
     out.extend(lines.rows(results["lines"]))
     b = results["born_digital"]
     seconds = b["ingest_seconds"]

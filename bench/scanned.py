@@ -2,19 +2,33 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import resource
 import shutil
+import signal
 import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pymupdf
 from PIL import Image, ImageOps
 
-from bench.common import CORES, cached_trove, ground_truth, ingest, run_measured, trove_inputs
+from bench.common import (
+    CORES,
+    ROOT,
+    _tree,
+    cached_trove,
+    ground_truth,
+    ingest,
+    run_measured,
+    trove_inputs,
+)
 from workbench import readers
 from workbench.quality import character_error_rate
 from workbench.store import Case
@@ -193,6 +207,8 @@ def run(work: Path, pages: int, *, with_ocrmypdf: bool = True) -> dict[str, Any]
     result["limit_cpu_seconds_sum"] = round(limit["cpu_seconds_sum"], 2)
     result["ratio_cpu_ingest_vs_limit"] = round(ingest_cpu / limit["cpu_seconds_sum"], 3)
 
+    result["cluster"] = cluster_overhead(work, trove, ingested.seconds, case_dir)
+
     texts = workbench_texts(case_dir, trove)
     truth = [(page["lang"], page["text"]) for _, page in page_list]
     wb_pairs = [
@@ -218,3 +234,124 @@ def run(work: Path, pages: int, *, with_ocrmypdf: bool = True) -> dict[str, Any]
     om_pairs = [(lang, text, layer[i]) for i, (lang, text) in enumerate(truth)]
     result["ocrmypdf_cer"] = _cer_by_lang(om_pairs)
     return result
+
+
+# ----- the cluster path (issue #16) ------------------------------------------------------
+
+DASK = Path(sys.executable).with_name("dask")
+PROFILER_OFF = "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED"
+
+
+def _tree_cpu(pids: list[int]) -> float:
+    """CPU seconds so far of these processes and everything under them (their own time
+    and that of their children they have waited for: a worker's Tesseract runs)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for root in pids:
+        for pid in _tree(root):
+            try:
+                with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+                    fields = fh.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += sum(int(fields[i]) for i in (11, 12, 13, 14))  # utime stime cu cs
+    return total / ticks
+
+
+@contextlib.contextmanager
+def local_dask(work: Path, workers: int) -> Iterator[tuple[str, list[int]]]:
+    """A real `dask scheduler` and `dask worker --nworkers N --nthreads 1` on 127.0.0.1
+    (started, and waited for, before anything is timed); yields the scheduler address
+    and the pids of the processes started (for their CPU time)."""
+    folder = work / "dask"
+    folder.mkdir(parents=True, exist_ok=True)
+    scheduler_file = folder / "scheduler.json"
+    # as README "Running a cluster" advises: Dask's statistical profiler samples each
+    # worker thread every 10 ms, pure overhead on OCR-bound jobs
+    env = {**os.environ, "PYTHONPATH": str(ROOT), PROFILER_OFF: "False"}
+    processes: list[subprocess.Popen[bytes]] = []
+
+    def start(command: list[str], name: str) -> None:
+        with open(folder / f"{name}.log", "wb") as log:
+            processes.append(
+                subprocess.Popen(
+                    command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+                )
+            )
+
+    def wait_for(condition: Any, what: str) -> Any:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError, ValueError):
+                if value := condition():
+                    return value
+            time.sleep(0.2)
+        raise RuntimeError(f"timed out waiting for {what} (logs in {folder})")
+
+    try:
+        start([str(DASK), "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+               "--scheduler-file", str(scheduler_file)], "scheduler")  # fmt: skip
+        address = wait_for(
+            lambda: json.loads(scheduler_file.read_text() or "{}").get("address"), "the scheduler"
+        )
+        start([str(DASK), "worker", "--scheduler-file", str(scheduler_file), "--nthreads",
+               "1", "--nworkers", str(workers), "--no-dashboard", "--host", "127.0.0.1"],
+              "workers")  # fmt: skip
+        log = folder / "workers.log"
+        wait_for(lambda: log.read_text(errors="replace").count("Registered to:") >= workers,
+                 f"{workers} workers")  # fmt: skip
+        yield address, [process.pid for process in processes]
+    finally:
+        for process in processes:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=30)
+
+
+def cluster_overhead(
+    work: Path, trove: Path, local_seconds: float, local_case: Path
+) -> dict[str, Any]:
+    """The same scanned ingest through a local scheduler with CORES single-threaded
+    workers, against the local pool (--jobs CORES).
+
+    The local pool is timed again right after the cluster run, and the baseline is the
+    mean of the two local runs around it, so that a change in the machine's load during
+    the section weighs on both sides alike. The cluster's case must equal the local one.
+    """
+    if not DASK.exists():
+        return {"skipped": "Dask is not installed (pip install 'workbench[cluster]')"}
+    with local_dask(work, CORES) as (address, pids):
+        case_dir = work / "case-scanned-cluster"
+        command = [sys.executable, "-m", "workbench", "--case", str(case_dir), "ingest",
+                   *trove_inputs(trove), "--cluster", address, "--lang", "fas+eng", "--quiet",
+                   "--no-check"]  # fmt: skip
+        cluster_before, (_, children_before) = _tree_cpu(pids), _cpu()
+        on_cluster = run_measured(command)
+        # scheduler, nannies, workers and their Tesseracts; plus the coordinator
+        cluster_cpu = _tree_cpu(pids) - cluster_before + _cpu()[1] - children_before
+    _, children_before = _cpu()
+    again = ingest(work / "case-scanned-again", trove_inputs(trove), jobs=CORES, lang="fas+eng")
+    local_cpu = _cpu()[1] - children_before
+    baseline = (local_seconds + again.seconds) / 2
+    return {
+        "workers": CORES,
+        "cluster_seconds": round(on_cluster.seconds, 2),
+        "local_seconds_before": round(local_seconds, 2),
+        "local_seconds_after": round(again.seconds, 2),
+        "ratio_cluster_vs_local": round(on_cluster.seconds / baseline, 3),
+        "cluster_cpu_seconds": round(cluster_cpu, 2),
+        "local_cpu_seconds": round(local_cpu, 2),
+        "ratio_cpu_cluster_vs_local": round(cluster_cpu / local_cpu, 3),
+        "same_case": _pages_of(case_dir) == _pages_of(local_case),
+    }
+
+
+def _pages_of(case_dir: Path) -> list[tuple[Any, ...]]:
+    """Every column of every page, in page order (ids, fingerprints, text, provenance)."""
+    import sqlite3
+
+    db = sqlite3.connect(case_dir / "workbench.sqlite")
+    try:
+        return db.execute("SELECT * FROM pages ORDER BY id").fetchall()
+    finally:
+        db.close()

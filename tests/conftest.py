@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import shutil
@@ -49,15 +50,43 @@ needs_corpus = pytest.mark.skipif(
 
 
 @pytest.fixture(autouse=True)
-def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Any attempt by Python code in the test process to open an internet socket fails."""
+def no_network(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> None:
+    """Any attempt by Python code in the test process to open an internet socket fails.
+
+    The one exception: tests marked ``loopback`` (the Dask cluster tests, whose scheduler
+    and workers run on this machine) may open internet sockets, but connect and bind
+    only to 127.0.0.1 / ::1; any other address still fails.
+    """
     real_socket = socket.socket
+    loopback = request.node.get_closest_marker("loopback") is not None
+
+    def only_loopback(address: object) -> None:
+        if isinstance(address, tuple) and address:
+            host = str(address[0]).split("%")[0]
+            try:
+                allowed = host == "localhost" or ipaddress.ip_address(host).is_loopback
+            except ValueError:
+                allowed = False
+            if not allowed:
+                raise AssertionError(f"a loopback-only test tried to reach {address!r}")
 
     class GuardedSocket(real_socket):  # type: ignore[misc, valid-type]
         def __init__(self, family: int = -1, *args: object, **kwargs: object) -> None:
-            if family in (socket.AF_INET, socket.AF_INET6):
+            if family in (socket.AF_INET, socket.AF_INET6) and not loopback:
                 raise AssertionError("workbench tried to open a network socket")
             super().__init__(family, *args, **kwargs)
+
+        def connect(self, address: object) -> None:
+            only_loopback(address)
+            super().connect(address)
+
+        def connect_ex(self, address: object) -> int:
+            only_loopback(address)
+            return super().connect_ex(address)
+
+        def bind(self, address: object) -> None:
+            only_loopback(address)
+            super().bind(address)
 
     monkeypatch.setattr(socket, "socket", GuardedSocket)
 

@@ -3,8 +3,8 @@
 Exit status: 0 success; 1 unexpected internal error; 2 bad usage or unusable case
 (read-only, damaged); 3 ingest finished but some files failed or some pages could not
 be OCR'd (each named on stderr); 4 OCR engine problem (Tesseract or a language pack
-missing); 7 the disk is full; 130 interrupted (Ctrl-C): run the same command again to
-resume.
+missing); 7 the disk is full; 8 the Dask cluster given with --cluster cannot be used;
+130 interrupted (Ctrl-C): run the same command again to resume.
 """
 
 from __future__ import annotations
@@ -164,6 +164,14 @@ def init(state: _State, prefix: str | None) -> None:
 @click.option("--prefix", default=None, help="Page id prefix when this creates the case.")
 @click.option("--quiet", is_flag=True, help="No progress bar and no summary.")
 @click.option(
+    "--cluster",
+    "cluster",
+    default=None,
+    metavar="tcp://HOST:8786",
+    help="Send the page work to the workers of this Dask scheduler instead of local "
+    "processes (also WORKBENCH_CLUSTER); needs the cluster extra.",
+)
+@click.option(
     "--no-check",
     is_flag=True,
     help="Do not run the checks (findings) after the ingest; 'workbench check' runs them.",
@@ -178,6 +186,7 @@ def ingest_command(
     prefix: str | None,
     quiet: bool,
     no_check: bool,
+    cluster: str | None = None,
 ) -> None:
     """Add PDFs, images and folders (recursively) to the case.
 
@@ -190,11 +199,18 @@ def ingest_command(
     """
     from workbench.pipeline import ingest  # the readers, the workers: only ingest needs them
 
+    address = _cluster_address(cluster)
     with state.open_case(create=True, prefix=prefix, write=True) as case:
         _check_index(case)
         progress = _Progress(enabled=not quiet and sys.stderr.isatty())
         report = ingest(
-            case, list(paths), lang=lang, jobs=jobs, passwords=passwords, observer=progress
+            case,
+            list(paths),
+            lang=lang,
+            jobs=jobs,
+            passwords=passwords,
+            observer=progress,
+            cluster=address,
         )
         # the checks look at what changed: an ingest that added or re-read no page
         # (everything already in the case) leaves them nothing new to look at
@@ -208,6 +224,74 @@ def ingest_command(
         click.echo(f"warning: search index: {report.index_problem}", err=True)
     if report.failures or report.page_errors:
         sys.exit(EXIT_SOME_FILES_FAILED)
+
+
+def _cluster_address(given: str | None) -> str | None:
+    """--cluster, else WORKBENCH_CLUSTER (checked without importing Dask)."""
+    address = (given or os.environ.get("WORKBENCH_CLUSTER", "")).strip()
+    if not address:
+        return None
+    from workbench import cluster
+
+    return cluster.cluster_address(address)
+
+
+@main.group(name="cluster")
+def cluster_group() -> None:
+    """A Dask cluster for the page work of an ingest (ingest --cluster)."""
+
+
+@cluster_group.command(name="check")
+@click.option(
+    "--cluster",
+    "cluster",
+    default=None,
+    metavar="tcp://HOST:8786",
+    help="The Dask scheduler (also WORKBENCH_CLUSTER).",
+)
+@click.option(
+    "--lang",
+    default=None,
+    help="Also check that every worker has these Tesseract languages (e.g. fas+eng).",
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+def cluster_check(cluster: str | None, lang: str | None, as_json: bool) -> None:
+    """Each worker's workbench and Tesseract versions, languages and cores.
+
+    Versions that differ between workers (page text would depend on the worker that
+    read the page) and missing language packs are errors: exit status 8.
+    """
+    from workbench import cluster as dask_cluster
+    from workbench.errors import ClusterError
+
+    address = _cluster_address(cluster)
+    if address is None:
+        raise UsageError("give the scheduler with --cluster tcp://HOST:8786 or WORKBENCH_CLUSTER")
+    report = dask_cluster.check_cluster(address, lang)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "cluster": report.address,
+                    "workers": report.workers,
+                    "problems": report.problems,
+                    "ok": report.ok,
+                },
+                ensure_ascii=False,
+            )
+        )
+    else:
+        click.echo(f"cluster {report.address}: {len(report.workers)} worker(s)")
+        for name, info in report.workers.items():
+            languages = ", ".join(x for x in info.get("languages", []) if x != "osd") or "none"
+            click.echo(
+                f"  {name} ({info.get('host')}): workbench {info.get('workbench')}, "
+                f"Tesseract {info.get('tesseract') or 'missing'}, PyMuPDF {info.get('pymupdf')}, "
+                f"Pillow {info.get('pillow')}; languages {languages}; "
+                f"{info.get('cores')} cores, {info.get('nthreads')} thread(s)"
+            )
+    if not report.ok:
+        raise ClusterError("; ".join(report.problems))
 
 
 @main.command()

@@ -55,6 +55,14 @@ class OcrError(WorkbenchError):
     exit_code = 4
 
 
+class ClusterError(WorkbenchError):
+    """The Dask cluster an ingest was sent to cannot be used: the scheduler cannot be
+    reached or went away, it has no workers, or its workers disagree on the versions
+    that decide a page's text. What was committed before is kept; a rerun resumes."""
+
+    exit_code = 8
+
+
 class DateParseError(UsageError):
     """A date written by a user could not be understood."""
 

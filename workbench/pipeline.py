@@ -10,7 +10,8 @@ Why it is shaped this way:
   batch goes on. (ProcessPoolExecutor has no per-job timeout: each job reports its start
   through a queue and the coordinator's wait loop watches the clock.)
 - Pages are analysed in that pool (OCR is the slow part; each Tesseract runs
-  single-threaded, so the pool, not OpenMP, fills the cores).
+  single-threaded, so the pool, not OpenMP, fills the cores). With ``cluster`` the same
+  jobs, carrying the file's bytes, go to a Dask cluster instead (workbench.cluster).
 - Files are committed strictly in input order, each in one short transaction, so page
   ids follow input order and an interrupted run, run again, gives the same pages.
 - Results wait in memory only for a bounded window of pages; the write lock is held
@@ -104,22 +105,53 @@ def ingest(
     jobs: int | None = None,
     passwords: Iterable[str] = (),
     observer: IngestObserver | None = None,
+    cluster: str | None = None,
 ) -> IngestReport:
-    """Ingest files and folders into the case; see the module docstring for the guarantees."""
+    """Ingest files and folders into the case; see the module docstring for the guarantees.
+
+    ``cluster``: the address of a Dask scheduler (tcp://HOST:8786) whose workers do the
+    page work instead of local processes (workbench.cluster); all else is the same.
+    """
+    limit = job_time_limit()  # a bad WORKBENCH_PAGE_TIMEOUT is a usage error before any work
+    languages = lang or case.languages
+    remote: Any = None
+    if cluster:
+        from workbench import cluster as dask_cluster
+
+        # reached, its workers' versions and language packs checked, before any work
+        remote = dask_cluster.ClusterWorkers(cluster, limit, languages)
+    try:
+        return _ingest(case, paths, lang, languages, jobs, passwords, observer, limit, remote)
+    finally:
+        if remote is not None:
+            remote.close(kill=True)
+
+
+def _ingest(
+    case: Case,
+    paths: Iterable[str],
+    lang: str | None,
+    languages: str,
+    jobs: int | None,
+    passwords: Iterable[str],
+    observer: IngestObserver | None,
+    limit: float,
+    remote: Any,
+) -> IngestReport:
     from workbench import ocr
 
     observer = observer or IngestObserver()
     report = IngestReport()
-    languages = lang or case.languages
     # Tesseract and every language pack the pages may need, before any work: a missing
-    # engine is one clear line (exit 4), not a trove of pages without text.
-    ocr.check_languages(languages)
+    # engine is one clear line (exit 4), not a trove of pages without text. (A cluster's
+    # workers were checked when it was reached; this machine needs no Tesseract then.)
+    if remote is None:
+        ocr.check_languages(languages)
     if lang:
         with case.transaction():
             case.set_setting("languages", lang)
     jobs = max(1, jobs or os.cpu_count() or 1)
     password_list = tuple(passwords)
-    limit = job_time_limit()  # a bad WORKBENCH_PAGE_TIMEOUT is a usage error before any work
 
     files, missing = readers.expand_paths(list(paths))
     report.files_seen = len(files) + len(missing)
@@ -131,7 +163,7 @@ def ingest(
     if not prepared:
         observer.started(0, 0)
     else:
-        workers = _Workers(jobs, limit)
+        workers = remote if remote is not None else _Workers(jobs, limit)
         finished = False
         try:
             _open_all(prepared, password_list, workers)
@@ -297,8 +329,9 @@ def _open_all(files: list[_PreparedFile], passwords: tuple[str, ...], workers: _
     """Open every file in the workers: page count, the password that opens it."""
     pending = [number for number, item in enumerate(files) if item.needs_pages]
     position = 0
+    limit = workers.jobs * workers.depth
     while position < len(pending) or not workers.idle():
-        while workers.accepting() and position < len(pending) and workers.busy < workers.jobs * 2:
+        while workers.accepting() and position < len(pending) and workers.busy < limit:
             number = pending[position]
             position += 1
             item = files[number]
@@ -309,6 +342,7 @@ def _open_all(files: list[_PreparedFile], passwords: tuple[str, ...], workers: _
                     "open",
                     readers.open_for_ingest,
                     (item.path, item.kind, passwords),
+                    sha256=item.sha256,
                 )
             )
         for task, result, error in workers.wait():
@@ -364,7 +398,7 @@ def _run(
     feeder: _IndexFeeder,
 ) -> None:
     """Feed jobs to the pool in order, commit each file when all its jobs are back."""
-    max_in_flight = workers.jobs * 3
+    max_in_flight = workers.jobs * (workers.depth + 1)
     max_waiting = max(64, workers.jobs * 16)  # finished pages held for files not yet committable
     submit_file = 0
     commit_file = 0
@@ -419,12 +453,20 @@ def _job_task(file_index: int, item: _PreparedFile, step: int | str, lang: str) 
             "meta",
             readers.read_file_metadata,
             (item.path, item.kind, item.password),
+            sha256=item.sha256,
         )
     assert isinstance(step, int)
     job = PageJob(
         path=item.path, kind=item.kind, page_index=step, password=item.password, lang=lang
     )
-    return _Task((file_index, step), item.path, str(step + 1), readers.analyse_page, (job,))
+    return _Task(
+        (file_index, step),
+        item.path,
+        str(step + 1),
+        readers.analyse_page,
+        (job,),
+        sha256=item.sha256,
+    )
 
 
 def _stored_page(page: dict[str, Any]) -> dict[str, Any]:
@@ -626,6 +668,8 @@ class _Task:
     fn: Callable[..., dict[str, Any]]
     args: tuple[Any, ...]
     alone: bool = False  # re-run by itself after a crash: if it crashes, it is the culprit
+    # the file's custody hash: a cluster sends the job the bytes with this hash
+    sha256: str | None = None
 
 
 def job_time_limit() -> float:
@@ -653,6 +697,10 @@ class _Workers:
     deadline has its worker (and the worker's Tesseract) killed with the whole pool, which
     is recreated; the other jobs in flight are submitted again.
     """
+
+    # jobs in flight per worker while files are opened (one more while pages are read):
+    # enough to keep each worker fed, few enough that a crash re-runs little
+    depth = 2
 
     def __init__(self, jobs: int, limit: float | None = None) -> None:
         self.jobs = jobs
@@ -877,15 +925,22 @@ def _captured_output() -> list[str]:
 
 
 def _worker_call(
-    task_id: int, path: str, step: str, fn: Callable[..., dict[str, Any]], args: tuple[Any, ...]
+    task_id: int,
+    path: str,
+    step: str,
+    fn: Callable[..., dict[str, Any]],
+    args: tuple[Any, ...],
+    data: readers.SourceBytes | None = None,
 ) -> dict[str, Any]:
-    """Run one job in a worker: say it started, run it, add what was printed meanwhile."""
+    """Run one job in a worker (a local one, or a Dask worker: workbench.cluster): say it
+    started, run it, add what was printed meanwhile. ``data``: the file's bytes, sent
+    with the job when the worker cannot read the coordinator's disk."""
     global _current_task
     _current_task = task_id
     _tell_phase("start")
     _test_hooks(path, step)
     try:
-        result = fn(*args)
+        result = fn(*args) if data is None else fn(*args, data=data)
     finally:
         printed = _captured_output()
     if printed:

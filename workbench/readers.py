@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import math
 import os
 import re
@@ -169,6 +170,21 @@ class PageJob:
     force_ocr: bool = False  # re-OCR a page even when its text layer is usable
 
 
+@dataclass(frozen=True, eq=False)
+class SourceBytes:
+    """A file's content, sent with its jobs to workers that cannot read the coordinator's
+    disk (a Dask cluster). ``sha256`` is the custody hash of exactly these bytes; the
+    path stays the file's name in every message, as in a local run."""
+
+    sha256: str
+    content: bytes
+
+
+def _openable(path: str, data: SourceBytes | None) -> Any:
+    """What MuPDF or Pillow opens: the path, or the bytes that came with the job."""
+    return path if data is None else io.BytesIO(data.content)
+
+
 def identify(path: str | os.PathLike[str]) -> str:
     """ "pdf" or "image" from the file's first bytes; else SourceError saying what it is."""
     with open(path, "rb") as handle:
@@ -199,10 +215,16 @@ def _describe_unknown(head: bytes) -> str:
     return "looks like plain text"
 
 
-def open_pdf(path: str, passwords: tuple[str, ...] = ()) -> tuple[pymupdf.Document, str | None]:
-    """Open a PDF, trying each password; returns the document and the password that worked."""
+def open_pdf(
+    path: str, passwords: tuple[str, ...] = (), data: SourceBytes | None = None
+) -> tuple[pymupdf.Document, str | None]:
+    """Open a PDF (from ``data`` when given, else the path), trying each password;
+    returns the document and the password that worked."""
     try:
-        doc = pymupdf.open(path, filetype="pdf")
+        if data is None:
+            doc = pymupdf.open(path, filetype="pdf")
+        else:
+            doc = pymupdf.open(stream=data.content, filetype="pdf")
     except Exception as error:  # MuPDF reports every parse failure as a plain exception
         raise SourceError(path, f"cannot be read as a PDF ({_mupdf_reason(error)})") from None
     used: str | None = None
@@ -229,15 +251,15 @@ def open_pdf(path: str, passwords: tuple[str, ...] = ()) -> tuple[pymupdf.Docume
     return doc, used
 
 
-def open_image(path: str) -> Image.Image:
+def open_image(path: str, data: SourceBytes | None = None) -> Image.Image:
     """Open an image lazily and refuse decompression bombs before any pixel is decoded.
 
     Every frame is checked (a multi-page TIFF can hide a huge frame behind a tiny
     first one); looking at a frame's size reads its header only. The image is returned
-    on its first frame.
+    on its first frame. ``data``: the file's bytes, when they came with the job.
     """
     try:
-        image = Image.open(path)
+        image = Image.open(_openable(path, data))
     except Image.DecompressionBombError as error:
         raise SourceError(path, f"refused: {error}") from None
     except Exception as error:  # Pillow raises many types for broken files
@@ -275,7 +297,9 @@ def _check_frame_size(path: str, image: Image.Image, frame: int, frames: int) ->
         raise SourceError(path, f"{which} no pixels" if frames > 1 else "the image has no pixels")
 
 
-def open_for_ingest(path: str, kind: str, passwords: tuple[str, ...] = ()) -> dict[str, Any]:
+def open_for_ingest(
+    path: str, kind: str, passwords: tuple[str, ...] = (), data: SourceBytes | None = None
+) -> dict[str, Any]:
     """Worker job: open a file, find the password that opens it, count its pages.
 
     Returns ``page_count``, ``password`` (the one that worked, or None) and ``warnings``;
@@ -285,27 +309,29 @@ def open_for_ingest(path: str, kind: str, passwords: tuple[str, ...] = ()) -> di
     used: str | None = None
     with library_warnings(found):
         if kind == "pdf":
-            doc, used = open_pdf(path, passwords)
+            doc, used = open_pdf(path, passwords, data)
             try:
                 count = doc.page_count
             finally:
                 doc.close()
         else:
-            with open_image(path) as image:
+            with open_image(path, data) as image:
                 count = getattr(image, "n_frames", 1)
     return {"page_count": count, "password": used, "warnings": found}
 
 
-def read_file_metadata(path: str, kind: str, password: str | None) -> dict[str, Any]:
+def read_file_metadata(
+    path: str, kind: str, password: str | None, data: SourceBytes | None = None
+) -> dict[str, Any]:
     """Worker job: the file-level metadata (PDF info and XMP, or image size and EXIF)."""
     found: list[str] = []
     with library_warnings(found):
         if kind == "pdf":
-            doc = _cached_pdf(path, password)
+            doc = _cached_pdf(path, password, data)
             _forget_library_warnings()
             result = metadata.pdf_file_metadata(doc)
         else:
-            with open_image(path) as image:
+            with open_image(path, data) as image:
                 _forget_library_warnings()
                 result = metadata.image_file_metadata(image)
     return {"metadata": result, "warnings": found}
@@ -317,20 +343,25 @@ def _mupdf_reason(error: Exception) -> str:
     text = re.sub(r"\s+", " ", text)
     text = re.sub(r"^code=\d+: ", "", text)
     text = re.sub(r"Failed to open file '.*' as type pdf\.?", "MuPDF cannot parse it", text)
+    # the same failure on bytes sent with the job (a cluster worker)
+    text = re.sub(r"^Failed to open stream\.?$", "MuPDF cannot parse it", text)
     return text[:200]
 
 
 # ----- page analysis (runs in worker processes) -------------------------------------
 
-_open_documents: OrderedDict[tuple[str, str | None], pymupdf.Document] = OrderedDict()
+_open_documents: OrderedDict[tuple[str, str | None, str | None], pymupdf.Document] = OrderedDict()
 
 
-def _cached_pdf(path: str, password: str | None) -> pymupdf.Document:
-    """Workers keep the last few PDFs open: consecutive pages of one file are the norm."""
-    key = (path, password)
+def _cached_pdf(
+    path: str, password: str | None, data: SourceBytes | None = None
+) -> pymupdf.Document:
+    """Workers keep the last few PDFs open: consecutive pages of one file are the norm.
+    (Bytes sent with the job are told apart by their hash, not only by the path.)"""
+    key = (path, password, None if data is None else data.sha256)
     doc = _open_documents.get(key)
     if doc is None:
-        doc, _ = open_pdf(path, (password,) if password is not None else ())
+        doc, _ = open_pdf(path, (password,) if password is not None else (), data)
         _open_documents[key] = doc
         while len(_open_documents) > 3:
             _, old = _open_documents.popitem(last=False)
@@ -344,26 +375,27 @@ class PageReadError(Exception):
     """A page of a file cannot be read at all: the whole file is reported as failed."""
 
 
-def analyse_page(job: PageJob) -> dict[str, Any]:
+def analyse_page(job: PageJob, data: SourceBytes | None = None) -> dict[str, Any]:
     """Text, provenance, fingerprint, metadata, dates and marker of one page.
 
     ``error`` is set when OCR failed on the page (the page is kept, without text, and
     the next ingest retries it); ``warnings`` lists what the libraries warned about
-    (damaged data, repairs), for the reviewer.
+    (damaged data, repairs), for the reviewer. ``data``: the file's bytes, when they
+    came with the job (a cluster worker); else the file is read from ``job.path``.
     """
     analyse = _analyse_pdf_page if job.kind == "pdf" else _analyse_image_page
     found: list[str] = []
     with library_warnings(found):
-        page_result = analyse(job)
+        page_result = analyse(job, data)
     page_result["warnings"] = page_result.get("warnings", []) + found
     page_result["page_number"] = job.page_index + 1
     page_result.update(metadata.text_facts(page_result["text"]))
     return page_result
 
 
-def _analyse_pdf_page(job: PageJob) -> dict[str, Any]:
+def _analyse_pdf_page(job: PageJob, data: SourceBytes | None = None) -> dict[str, Any]:
     try:
-        doc = _cached_pdf(job.path, job.password)
+        doc = _cached_pdf(job.path, job.password, data)
         _forget_library_warnings()
         page = doc.load_page(job.page_index)
         page_meta = metadata.pdf_page_metadata(page)
@@ -415,7 +447,9 @@ def _damaged_data_allowed() -> Iterator[None]:
         ImageFile.LOAD_TRUNCATED_IMAGES = before
 
 
-def _decode_frame(path: str, page_index: int) -> tuple[Image.Image, Any, str | None]:
+def _decode_frame(
+    path: str, page_index: int, data: SourceBytes | None = None
+) -> tuple[Image.Image, Any, str | None]:
     """The frame's pixels, the image's dpi, and what was damaged when only part decodes.
 
     A scan truncated in transfer or with a damaged stretch is decoded as far as it goes
@@ -424,7 +458,7 @@ def _decode_frame(path: str, page_index: int) -> tuple[Image.Image, Any, str | N
     damage: str | None = None
     for tolerant in (False, True):
         with (
-            open_image(path) as image,
+            open_image(path, data) as image,
             _damaged_data_allowed() if tolerant else contextlib.nullcontext(),
         ):
             image.seek(page_index)
@@ -443,9 +477,9 @@ def _decode_frame(path: str, page_index: int) -> tuple[Image.Image, Any, str | N
     raise AssertionError("unreachable")
 
 
-def _analyse_image_page(job: PageJob) -> dict[str, Any]:
+def _analyse_image_page(job: PageJob, data: SourceBytes | None = None) -> dict[str, Any]:
     try:
-        frame, dpi, damage = _decode_frame(job.path, job.page_index)
+        frame, dpi, damage = _decode_frame(job.path, job.page_index, data)
         fingerprint = _pixel_digest(frame)
         gray = frame.convert("L")
         gray.info.clear()  # TIFF compression settings must not follow the pixels

@@ -1,0 +1,112 @@
+"""The parts of the cluster path (issue #16) that need no running cluster."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import needs_tesseract, subprocess_env
+from workbench import __version__, cluster, readers
+from workbench.errors import UsageError
+
+
+def _facts(**changes: object) -> dict[str, object]:
+    facts: dict[str, object] = {
+        "workbench": __version__,
+        "tesseract": "5.3.0",
+        "pymupdf": "2.0",
+        "pillow": "11.0",
+        "languages": ["eng", "fas", "osd"],
+        "cores": 8,
+        "nthreads": 1,
+    }
+    facts.update(changes)
+    return facts
+
+
+def test_matching_workers_have_no_problem() -> None:
+    workers = {"tcp://a:1": _facts(), "tcp://b:1": _facts()}
+    assert cluster.problems(workers, "fas+eng") == []
+
+
+def test_mismatched_versions_are_one_line_naming_the_workers() -> None:
+    workers = {"tcp://a:1": _facts(), "tcp://b:1": _facts(tesseract="4.1.1")}
+    (problem,) = cluster.problems(workers)
+    assert problem.startswith("tesseract versions differ (4.1.1 on tcp://b:1; 5.3.0 on tcp://a:1)")
+    workers = {"tcp://a:1": _facts(workbench="0.0.9")}
+    (problem,) = cluster.problems(workers)
+    assert f"{__version__} on this machine" in problem and "0.0.9 on tcp://a:1" in problem
+
+
+def test_a_missing_language_pack_names_the_worker_and_the_package() -> None:
+    workers = {"tcp://a:1": _facts(), "tcp://b:1": _facts(languages=["eng"])}
+    (problem,) = cluster.problems(workers, "fas+eng")
+    assert problem.startswith("worker tcp://b:1: Tesseract has no language pack for 'fas'")
+    assert problem.endswith("sudo apt-get install tesseract-ocr-fas")
+
+
+def test_cluster_addresses() -> None:
+    assert cluster.cluster_address("127.0.0.1:8786") == "tcp://127.0.0.1:8786"
+    assert cluster.cluster_address("tcp://h:8786") == "tcp://h:8786"
+    assert cluster.cluster_address(None) is None
+    with pytest.raises(UsageError, match="not a Dask scheduler address"):
+        cluster.cluster_address("http://h:8786")
+
+
+def test_without_the_extra_cluster_is_a_usage_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed fails
+    with pytest.raises(UsageError, match=r"pip install 'workbench\[cluster\]'"):
+        cluster._distributed()
+
+
+def test_the_cli_and_a_local_ingest_never_import_dask() -> None:
+    program = (
+        "import sys\n"
+        "import workbench.cli, workbench.pipeline, workbench.readers, workbench.cluster\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')]\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", program], check=True, env=subprocess_env())
+
+
+@pytest.mark.skipif(importlib.util.find_spec("distributed") is None, reason="no Dask")
+def test_an_unreachable_scheduler_is_one_error_line(tmp_path: Path, small_trove: Path) -> None:
+    """Nothing listens on 127.0.0.1:9 (the subprocess, not this test, tries to connect)."""
+    case_dir = tmp_path / "case"
+    pdf = sorted((small_trove / "born_digital").rglob("*.pdf"))[0]
+    ran = subprocess.run(
+        [sys.executable, "-m", "workbench", "--case", str(case_dir), "ingest", "--cluster",
+         "tcp://127.0.0.1:9", str(pdf)],
+        env=subprocess_env(), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert ran.returncode == 8, ran.stderr
+    assert ran.stderr.count("error:") == 1 and "cannot reach the Dask scheduler" in ran.stderr
+    assert ran.stderr.startswith("error: tcp://127.0.0.1:9: ")
+
+
+def _same(path: str, kind: str, page: int = 0) -> None:
+    content = Path(path).read_bytes()
+    data = readers.SourceBytes(hashlib.sha256(content).hexdigest(), content)
+    assert readers.open_for_ingest(path, kind, (), data) == readers.open_for_ingest(path, kind)
+    assert readers.read_file_metadata(path, kind, None, data) == readers.read_file_metadata(
+        path, kind, None
+    )
+    job = readers.PageJob(path=path, kind=kind, page_index=page, password=None, lang="eng")
+    assert readers.analyse_page(job, data) == readers.analyse_page(job)
+
+
+@needs_tesseract
+def test_a_job_with_the_files_bytes_reads_what_the_path_gives(small_trove: Path) -> None:
+    """What a cluster worker reads from the bytes sent with the job is what a local
+    worker reads from the path: open, metadata and page (a PDF, an image scan)."""
+    pdf = sorted((small_trove / "born_digital").rglob("*.pdf"))[0]
+    _same(str(pdf), "pdf")
+    scan = sorted((small_trove / "scans").rglob("*.pdf"))[0]
+    _same(str(scan), "pdf")
+    tiff = sorted((small_trove / "loose").rglob("*.tif"))[0]
+    _same(str(tiff), "image")
