@@ -267,8 +267,10 @@ def test_a_worker_killed_mid_ingest_loses_nothing(
 def test_the_scheduler_going_away_is_one_error_line_and_a_rerun_resumes(
     local_cluster: LocalCluster, trove_files: Path, local_case: Path, tmp_path: Path
 ) -> None:
+    """The scheduler is killed while a page hangs (test hook; the ingest cannot finish
+    before): one `error:` line, exit 8; on a new cluster the same command resumes."""
     address = local_cluster.start_scheduler()
-    local_cluster.add_worker()
+    local_cluster.add_worker(env={"WORKBENCH_TEST_HANG_ON": "/2-born/2-@1"})
     case_dir = tmp_path / "case"
     command = [sys.executable, "-m", "workbench", "--case", str(case_dir), "ingest", "--lang",
                "fas+eng", "--no-check", "--cluster", address, str(trove_files)]  # fmt: skip

@@ -67,7 +67,17 @@ def _distributed() -> Any:
     if not os.environ.get("WORKBENCH_DEBUG"):
         # Dask logs to stderr (reconnection attempts, tracebacks of lost connections);
         # on the coordinator what matters reaches the user as one `error:` line instead
-        logging.getLogger("distributed").setLevel(logging.CRITICAL + 1)
+        # (its config gives some child loggers, distributed.client among them, a stderr
+        # handler of their own: every one is replaced)
+        names = [n for n in logging.root.manager.loggerDict if n.split(".")[0] == "distributed"]
+        for name in ["distributed", *names]:
+            dask_logger = logging.getLogger(name)
+            if dask_logger.handlers or name == "distributed":
+                for handler in list(dask_logger.handlers):
+                    dask_logger.removeHandler(handler)
+                # (a NullHandler, else Python's last-resort handler prints to stderr)
+                dask_logger.addHandler(logging.NullHandler())
+                dask_logger.propagate = False
     return distributed
 
 
