@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import sqlite3
 import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 import pikepdf
+
+from bench import checks
 
 # The checks of issue #13 (what could expose the source), timed together against the ingest.
 SAFETY_CHECKS = (
@@ -30,18 +31,6 @@ SAFETY_CHECKS = (
 )
 
 
-def _copy_case(case_dir: Path, target: Path) -> Path:
-    shutil.rmtree(target, ignore_errors=True)
-    target.mkdir(parents=True)
-    source = sqlite3.connect(case_dir / "workbench.sqlite")
-    copy = sqlite3.connect(target / "workbench.sqlite")
-    with copy:
-        source.backup(copy)
-    source.close()
-    copy.close()
-    return target
-
-
 def _spread(page_ids: list[str], count: int) -> list[str]:
     step = max(1, len(page_ids) // max(count, 1))
     return page_ids[::step][:count]
@@ -51,7 +40,7 @@ def run(case_dir: Path, work: Path, ocr_pages: int, plain_pages: int) -> dict[st
     from workbench import findings, safe_pdf
     from workbench.store import Case
 
-    target = _copy_case(case_dir, work / "safe-export-case")
+    target = checks._fresh_copy(case_dir, work / "safe-export-case")
     with Case.open(target) as case:
         with case.transaction():
             case.set_setting("languages", "fas+eng")

@@ -67,11 +67,22 @@ def _once(command: list[str], env: dict[str, str]) -> tuple[float, float]:
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
+def _check_for_bad_redactions(case_dir: Path) -> None:
+    """As `workbench ingest` leaves a case: the bench's was ingested with --no-check, and
+    `show` reads a page's file (PyMuPDF) when the bad-redaction check never looked at it."""
+    from workbench import findings
+    from workbench.store import Case
+
+    with Case.open(case_dir) as case:
+        findings.run_checks(case, ["bad-redaction"])
+
+
 def measure(case_dir: Path, work: Path, rounds: int = ROUNDS) -> dict[str, Any]:
     """Median wall and CPU time of each command and of a bare python over ``rounds``."""
     case = work / "case-startup"
     shutil.rmtree(case, ignore_errors=True)
     shutil.copytree(case_dir, case)
+    _check_for_bad_redactions(case)
     out = work / "startup-export.csv"
     # Python's bytecode cache as an installed workbench has it: with
     # PYTHONDONTWRITEBYTECODE set (as on the project's build machines) every run would

@@ -999,9 +999,8 @@ def export_command(
     with state.open_case() as case:
         try:
             if fmt == "safe-pdf":
-                _export_safe_pdf(
-                    case, output, pages, query, document, colour, text, dpi, force, jobs
-                )
+                options = {"colour": colour, "text": text, "dpi": dpi, "force": force}
+                _export_safe_pdf(case, output, pages, query, document, jobs=jobs, **options)
                 return
             summary = export.export(case, fmt, output)
         except OSError as error:  # the output's drive, not the case's, is full or read-only
@@ -1019,11 +1018,7 @@ def _export_safe_pdf(
     pages: tuple[str, ...],
     query: str | None,
     document: str | None,
-    colour: bool,
-    text: str,
-    dpi: int,
-    force: bool,
-    jobs: int | None,
+    **options: Any,
 ) -> None:
     from workbench import safe_pdf
 
@@ -1036,17 +1031,7 @@ def _export_safe_pdf(
         if show:
             click.echo(f"\rsafe-pdf: page {done}/{total}", err=True, nl=done == total)
 
-    report = safe_pdf.export_safe_pdf(
-        case,
-        output,
-        page_ids,
-        colour=colour,
-        text=text,
-        dpi=dpi,
-        force=force,
-        jobs=jobs,
-        progress=progress,
-    )
+    report = safe_pdf.export_safe_pdf(case, output, page_ids, progress=progress, **options)
     for line in safe_pdf.describe(report):
         click.echo(line, err=line.startswith("warning:"))
 

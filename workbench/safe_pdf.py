@@ -24,7 +24,6 @@ crashes the renderer stops the export with its name, not the program.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import json
 import multiprocessing
@@ -41,6 +40,7 @@ from typing import Any
 
 from workbench import __version__
 from workbench.errors import OcrError, SourceError, UsageError, WorkbenchError
+from workbench.hashing import sha256_file
 from workbench.store import Case
 
 # Pages with an open finding of these checks are refused unless --force.
@@ -280,7 +280,7 @@ def export_safe_pdf(
         out, jobs_list, page_results, file_results, records, colour, text, dpi, forced
     )
     _write_pdf(out, jobs_list, page_results, colour)
-    safety["output_sha256"] = _sha256(out)
+    safety["output_sha256"] = sha256_file(out)[0]
     safety_path = out.with_name(out.stem + ".safety.json")
     _write_json(safety_path, safety)
     return SafeExportReport(
@@ -842,14 +842,6 @@ def _write_json(path: Path, record: dict[str, Any]) -> None:
         json.dump(record, stream, ensure_ascii=False, indent=2)
         stream.write("\n")
     os.replace(temporary, path)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def describe(report: SafeExportReport) -> list[str]:

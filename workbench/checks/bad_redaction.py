@@ -12,7 +12,7 @@ OCR of what shows); the method is in :mod:`workbench.redaction`.
 from __future__ import annotations
 
 from workbench import redaction
-from workbench.checks.base import Draft, Unit
+from workbench.checks.base import Draft, Unit, layer_page_numbers
 from workbench.checks.file_check import FileCheck
 from workbench.store import Case
 
@@ -28,15 +28,7 @@ class BadRedaction(FileCheck):
         data, page_ids = self.source_bytes(case, unit)
         if data is None:
             return []
-        layer_pages = [
-            row[0]
-            for row in case.db.execute(
-                "SELECT p.page_number FROM pages p JOIN sources s ON s.id = p.source_id"
-                " WHERE s.sha256 = ? AND s.status = 'ingested' AND p.text_source = 'layer'"
-                " ORDER BY p.page_number",
-                (unit.inputs["sha256"],),
-            )
-        ]
+        layer_pages = layer_page_numbers(case, unit.inputs["sha256"])
         drafts = []
         for number, found in redaction.scan(data, layer_pages):
             if number not in page_ids:

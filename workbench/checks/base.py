@@ -86,3 +86,16 @@ def canonical(value: Any) -> str:
 
 def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def layer_page_numbers(case: Case, sha256: str) -> list[int]:
+    """An ingested file's page numbers whose text came from its own text layer, in order."""
+    return [
+        row[0]
+        for row in case.db.execute(
+            "SELECT p.page_number FROM pages p JOIN sources s ON s.id = p.source_id"
+            " WHERE s.sha256 = ? AND s.status = 'ingested' AND p.text_source = 'layer'"
+            " ORDER BY p.page_number",
+            (sha256,),
+        )
+    ]

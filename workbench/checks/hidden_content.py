@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from workbench import pdfsafety
-from workbench.checks.base import Draft, Unit
+from workbench.checks.base import Draft, Unit, layer_page_numbers
 from workbench.checks.file_check import FileCheck
 from workbench.store import Case
 
@@ -30,14 +30,7 @@ class HiddenContent(FileCheck):
         if data is None:
             return []
         items = self.structure(data, pdfsafety.hidden_structure)
-        layer_pages = [
-            row[0]
-            for row in case.db.execute(
-                "SELECT p.page_number FROM pages p JOIN sources s ON s.id = p.source_id"
-                " WHERE s.sha256 = ? AND s.status = 'ingested' AND p.text_source = 'layer'",
-                (unit.inputs["sha256"],),
-            )
-        ]
+        layer_pages = layer_page_numbers(case, unit.inputs["sha256"])
         items += pdfsafety.hidden_text(data, layer_pages)
         drafts = []
         for what, group in _by_kind(items).items():
