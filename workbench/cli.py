@@ -539,7 +539,11 @@ def mark(
             raise UsageError("no pages given: name page ids or ranges, or use --query")
         else:
             events = review.mark(case, targets, status, who, note)
-        _sync_quietly(case)
+        if query:
+            _sync_quietly(case)
+        # else the pages stay queued for the index (as after any change) and the next
+        # search brings it up to date: a script marking page by page does not wait for
+        # Whoosh to load and commit on every call
         click.echo(f"{len(events)} page(s) marked {status} by {who}")
         if events:
             _auto_sign(case, who)
