@@ -92,7 +92,6 @@ class SafeExportReport:
     pages: int
     safety: dict[str, Any]
     forced: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -145,13 +144,13 @@ def select_pages(
     return every
 
 
-def blocking_findings(case: Case, page_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
-    """page id -> its open (not dismissed) findings that refuse the page."""
-    from workbench import findings
-
+def blocking_findings(
+    page_ids: list[str], records: list[dict[str, Any]]
+) -> dict[str, list[dict[str, Any]]]:
+    """page id -> its open (not dismissed) findings, of ``records``, that refuse the page."""
     wanted = set(page_ids)
     blocked: dict[str, list[dict[str, Any]]] = {}
-    for record in findings.finding_records(case):
+    for record in records:
         if record["check"] not in BLOCKING_CHECKS or record["dismissed"]:
             continue
         for page in record["page_ids"]:
@@ -232,7 +231,6 @@ def export_safe_pdf(
     out = Path(out_path)
     if out.suffix.lower() != ".pdf":
         raise UsageError(f"{out}: the safe export is a PDF: name the output *.pdf")
-    warnings: list[str] = []
     if not case.read_only:  # refusals must rest on current findings
         from workbench import checks
 
@@ -246,7 +244,8 @@ def export_safe_pdf(
                 + " and the case is read-only: run 'workbench check' on a writable copy,"
                 " or use --force"
             )
-    blocked = blocking_findings(case, page_ids)
+    records = findings.finding_records(case)
+    blocked = blocking_findings(page_ids, records)
     if blocked and not force:
         raise UnsafePagesError(_refusal(blocked))
     forced = sorted({r["finding_id"] for records in blocked.values() for r in records})
@@ -275,10 +274,10 @@ def export_safe_pdf(
     files = sorted({(job.path, job.sha256, job.kind) for job in jobs_list})
     page_results, file_results = _run_jobs(jobs_list, files, jobs, progress)
 
-    records = findings.by_page(case)
     safety = _safety_record(
-        out, jobs_list, page_results, file_results, records, colour, text, dpi, forced
-    )
+        out, jobs_list, page_results, file_results, findings.by_page(case, records), colour,
+        text, dpi, forced,
+    )  # fmt: skip
     _write_pdf(out, jobs_list, page_results, colour)
     safety["output_sha256"] = sha256_file(out)[0]
     safety_path = out.with_name(out.stem + ".safety.json")
@@ -289,7 +288,6 @@ def export_safe_pdf(
         pages=len(jobs_list),
         safety=safety,
         forced=forced,
-        warnings=warnings,
     )
 
 
@@ -616,10 +614,13 @@ def _inventory_file(path: str, sha256: str, kind: str) -> dict[str, Any]:
     """What the file carries besides its pages (PDFs): names and kinds, for the report."""
     from workbench import pdfsafety, readers, revisions
 
-    readers.check_custody(path, sha256)
     if kind != "pdf":
+        readers.check_custody(path, sha256)
         return {"removed": []}
-    data = Path(path).read_bytes()
+    data = revisions.read_verified(path, sha256)  # read and hashed once: what is inventoried
+    if data is None:
+        readers.check_custody(path, sha256)  # names a missing or changed file
+        raise SourceError(path, "changed while it was being read; try again")
     removed: list[dict[str, Any]] = []
     ends = revisions.revision_ends(data)
     if len(ends) > 1:

@@ -287,9 +287,9 @@ def _covers_on_page(record: dict[str, Any]) -> tuple[list[Any], str | None]:
     from workbench import readers, redaction, revisions
 
     path, sha256 = record["source_path"], record["source_sha256"]
-    readers.check_custody(path, sha256)  # names a missing or changed file
-    data = revisions.read_verified(path, sha256)
+    data = revisions.read_verified(path, sha256)  # read and hashed once
     if data is None:
+        readers.check_custody(path, sha256)  # names a missing or changed file
         raise SourceError(path, "changed while it was being read; try again")
     try:
         return redaction.page_covers(data, record["page_number"])
