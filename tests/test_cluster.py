@@ -403,3 +403,40 @@ def test_a_job_that_crashes_every_worker_fails_its_file_only(
     assert "/2-born/1-" in path
     assert reason.startswith("the PDF/image engine crashed while opening it")
     assert report.files_ingested == 2
+
+
+MALLOC_VAR = "MALLOC_TRIM_THRESHOLD_"
+
+
+def test_jobs_run_without_the_nannys_malloc_setting(local_cluster: LocalCluster) -> None:
+    """Dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_ set, which turns off
+    glibc's adaptive mmap threshold (page images mapped and faulted in afresh on every
+    use, measured at 8-20% of a scanned page's time); a workbench job runs, and starts
+    Tesseract, without it."""
+    from distributed import Client
+
+    from workbench import cluster
+
+    # defined here, so that Dask sends them by value (the worker cannot import tests)
+    def worker_variable() -> str | None:
+        return os.environ.get(MALLOC_VAR)
+
+    def environment_seen(*_job: Any) -> dict[str, str | None]:
+        """In pipeline._worker_call's place: the variable as the worker and a program it
+        starts (as it starts Tesseract) see it."""
+        child = subprocess.run(["env"], capture_output=True, text=True, check=True).stdout
+        seen = [line.split("=", 1)[1] for line in child.splitlines() if line.startswith(MALLOC_VAR)]
+        return {"worker": os.environ.get(MALLOC_VAR), "child": seen[0] if seen else None}
+
+    address = local_cluster.start_scheduler()
+    local_cluster.add_worker()
+    client = Client(address, timeout=30, set_as_default=False)
+    try:
+        assert client.submit(worker_variable, pure=False).result(timeout=60) == "65536"
+        seen = client.submit(
+            cluster._cluster_call, environment_seen, 60.0, 0, "path", "1", None, (), None,
+            pure=False,
+        ).result(timeout=60)  # fmt: skip
+    finally:
+        client.close()
+    assert seen == {"worker": None, "child": None}
