@@ -362,6 +362,9 @@ def test_cluster_check_reports_each_worker(local_cluster: LocalCluster) -> None:
     lines = check.stdout.splitlines()
     assert lines[0] == f"cluster {address}: 2 worker(s)"
     assert len(lines) == 3 and all("Tesseract 5" in line and "fas" in line for line in lines[1:])
+    # these workers run with Dask's defaults: the profiler and a 20 ms tick are notes
+    assert "note: worker(s) " in check.stderr and "statistical profiler" in check.stderr
+    assert "every 20 ms" in check.stderr
 
 
 def test_a_job_past_the_time_limit_fails_its_file_only(

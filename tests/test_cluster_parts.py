@@ -50,6 +50,22 @@ def test_a_missing_language_pack_names_the_worker_and_the_package() -> None:
     assert problem.endswith("sudo apt-get install tesseract-ocr-fas")
 
 
+def test_settings_that_slow_every_page_are_notes_not_problems() -> None:
+    quiet = {"profiler": False, "tick_seconds": 1.0}
+    workers = {
+        "tcp://a:1": _facts(dask=quiet),
+        "tcp://b:1": _facts(dask={"profiler": True, "tick_seconds": 0.02}),
+        "tcp://c:1": _facts(dask=quiet, nthreads=4),
+    }
+    assert cluster.problems(workers) == []
+    profiler, tick, threads = cluster.notes(workers)
+    assert profiler.startswith("worker(s) tcp://b:1 run Dask's statistical profiler")
+    assert "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED=False" in profiler
+    assert tick.startswith("worker(s) tcp://b:1 check Dask's event loop every 20 ms")
+    assert threads.startswith("worker(s) tcp://c:1 run more than one thread")
+    assert cluster.notes({"tcp://a:1": _facts(dask=quiet)}) == []
+
+
 def test_cluster_addresses() -> None:
     assert cluster.cluster_address("127.0.0.1:8786") == "tcp://127.0.0.1:8786"
     assert cluster.cluster_address("tcp://h:8786") == "tcp://h:8786"

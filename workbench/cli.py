@@ -275,6 +275,7 @@ def cluster_check(cluster: str | None, lang: str | None, as_json: bool) -> None:
                     "cluster": report.address,
                     "workers": report.workers,
                     "problems": report.problems,
+                    "notes": report.notes,
                     "ok": report.ok,
                 },
                 ensure_ascii=False,
@@ -290,6 +291,8 @@ def cluster_check(cluster: str | None, lang: str | None, as_json: bool) -> None:
                 f"Pillow {info.get('pillow')}; languages {languages}; "
                 f"{info.get('cores')} cores, {info.get('nthreads')} thread(s)"
             )
+        for note in report.notes:
+            click.echo(f"note: {note}", err=True)
     if not report.ok:
         raise ClusterError("; ".join(report.problems))
 

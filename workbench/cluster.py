@@ -144,6 +144,7 @@ def worker_facts() -> dict[str, Any]:
         "cores": os.cpu_count(),
         "host": platform.node(),
     }
+    facts["dask"] = _dask_settings()
     try:
         facts["tesseract"] = ocr.tesseract_version()
         facts["languages"] = sorted(ocr.available_languages())
@@ -153,6 +154,21 @@ def worker_facts() -> dict[str, Any]:
         facts["problem"] = str(error)
     return facts
 
+
+def _dask_settings() -> dict[str, Any]:
+    """The worker's Dask settings that cost CPU on every page (README: Running a cluster)."""
+    import dask
+    from dask.utils import parse_timedelta
+
+    return {
+        "profiler": bool(dask.config.get("distributed.worker.profile.enabled", False)),
+        "tick_seconds": parse_timedelta(dask.config.get("distributed.admin.tick.interval", "1s")),
+    }
+
+
+# Dask's event-loop watch more often than this (its default: every 20 ms) costs more CPU
+# than the page work can spare (README: Running a cluster)
+SLOWEST_TICK = 0.5
 
 # the versions every worker must share: page text, fingerprints and renders depend on them
 MUST_MATCH = ("workbench", "tesseract", "pymupdf", "pillow")
@@ -165,6 +181,7 @@ class ClusterReport:
     address: str
     workers: dict[str, dict[str, Any]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # settings that slow the work, not errors
 
     @property
     def ok(self) -> bool:
@@ -198,7 +215,44 @@ def check_cluster(address: str, lang: str | None = None, *, client: Any = None) 
     for worker in sorted(facts):
         report.workers[worker] = dict(facts[worker], nthreads=threads.get(worker))
     report.problems = problems(report.workers, lang)
+    report.notes = notes(report.workers)
     return report
+
+
+def notes(workers: dict[str, dict[str, Any]]) -> list[str]:
+    """Settings of these workers that cost time on every page: one line per setting."""
+    found: list[str] = []
+
+    def named(names: list[str]) -> str:
+        return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+
+    profiling = [w for w, info in workers.items() if (info.get("dask") or {}).get("profiler")]
+    if profiling:
+        found.append(
+            f"worker(s) {named(profiling)} run Dask's statistical profiler (it samples every "
+            "10 ms); start them with DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED=False "
+            "(README: Running a cluster)"
+        )
+    ticking = [
+        w
+        for w, info in workers.items()
+        if (info.get("dask") or {}).get("tick_seconds", SLOWEST_TICK) < SLOWEST_TICK
+    ]
+    if ticking:
+        found.append(
+            f"worker(s) {named(ticking)} check Dask's event loop every "
+            f"{workers[ticking[0]]['dask']['tick_seconds'] * 1000:g} ms; start them with "
+            "DASK_DISTRIBUTED__ADMIN__TICK__INTERVAL=1s and the other settings in README: "
+            "Running a cluster"
+        )
+    threaded = [w for w, info in workers.items() if int(info.get("nthreads") or 1) > 1]
+    if threaded:
+        found.append(
+            f"worker(s) {named(threaded)} run more than one thread: pages of one worker then "
+            "share its Python process; start one single-threaded worker per core "
+            "(--nthreads 1 --nworkers N)"
+        )
+    return found
 
 
 def problems(workers: dict[str, dict[str, Any]], lang: str | None = None) -> list[str]:
