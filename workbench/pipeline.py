@@ -43,7 +43,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any
 
-from workbench import index, metadata, readers
+from workbench import metadata, readers
 from workbench.errors import DiskFullError, SourceError, UsageError, WorkbenchError
 from workbench.readers import PageJob, PageReadError
 from workbench.reports import IngestObserver, IngestReport  # defined apart: see reports.py
@@ -215,6 +215,8 @@ class _IndexFeeder:
         return self.indexed
 
     def _loop(self) -> None:
+        from workbench import index
+
         try:
             with Case.open(self.root) as case:
                 while not self._stopping:
@@ -228,6 +230,8 @@ class _IndexFeeder:
 
 def _sync_index(case: Case, report: IngestReport) -> None:
     """Feed committed pages to the search index; a busy index only delays that."""
+    from workbench import index
+
     try:
         report.pages_indexed += index.sync(case)
     except DiskFullError:
@@ -241,6 +245,8 @@ def _sync_index(case: Case, report: IngestReport) -> None:
 def _report_feeder_problem(case: Case, report: IngestReport, problem: BaseException) -> None:
     """The feeder thread failed: say so, unless it was only a busy index the final sync
     got past (then nothing is missing) or the final sync already reported a problem."""
+    from workbench import index
+
     if report.index_problem is not None or isinstance(problem, index.IndexBusyError):
         return
     detail = str(problem) if isinstance(problem, WorkbenchError) else _describe(problem)

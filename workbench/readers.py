@@ -401,8 +401,7 @@ def _analyse_pdf_page(job: PageJob, data: SourceBytes | None = None) -> dict[str
         page_meta = metadata.pdf_page_metadata(page)
         layer_text = page.get_text("text")
         fingerprint = page_fingerprint(page)
-        page_meta["image_hash"] = _visual_hash(_pixmap_image(render_page(page, gray=True,
-                                               max_side=VISUAL_HASH_SIDE)))  # fmt: skip
+        page_meta["image_hash"] = _rendered_visual_hash(page)
     except SourceError:
         raise
     except Exception as error:  # MuPDF: broken page tree, bad content stream, ...
@@ -512,11 +511,21 @@ def _analyse_image_page(job: PageJob, data: SourceBytes | None = None) -> dict[s
 def _visual_hash(image: Image.Image) -> str:
     """The page's perceptual hash (hex), computed here where the page is already open, so
     the near-duplicate check never opens the file again (see workbench.similarity)."""
-    from workbench import similarity
+    from workbench import perceptual  # not similarity: that one loads the search analyzer
 
-    small = image.copy()
-    small.thumbnail((VISUAL_HASH_SIDE, VISUAL_HASH_SIDE))
-    return f"{similarity.image_hash(small):064x}"
+    return f"{perceptual.image_hash(image):064x}"
+
+
+def _rendered_visual_hash(page: pymupdf.Page) -> str:
+    """A PDF page's perceptual hash (hex), from a grey render already at the hash's size.
+
+    (Not drawn from the display list ``get_text`` could share: MuPDF's text of a page
+    run from a display list differs in its blank lines on some real PDFs.)
+    """
+    from workbench import perceptual
+
+    pixmap = render_page(page, gray=True, max_side=VISUAL_HASH_SIDE)
+    return f"{perceptual.reduced_hash(_pixmap_image(pixmap)):064x}"
 
 
 def _pixmap_image(pixmap: pymupdf.Pixmap) -> Image.Image:
