@@ -230,6 +230,9 @@ def _ingest_checked(
 # How long a thread may hold the GIL while another waits for it, during the page loop
 # (Python's default: 5 ms).
 SWITCH_INTERVAL = 0.0005
+_switch_lock = threading.Lock()
+_switch_users = 0
+_switch_before = 0.005
 
 
 @contextlib.contextmanager
@@ -243,12 +246,19 @@ def _quick_thread_switches() -> Iterator[None]:
     0.5 ms, 0.3-0.4 s), so while a batch was indexed the loop committed pages far
     slower than the workers read them, and they waited for new jobs.
     """
-    before = sys.getswitchinterval()
-    sys.setswitchinterval(min(before, SWITCH_INTERVAL))
+    global _switch_users, _switch_before
+    with _switch_lock:  # ingests in several threads (the app): the last one out restores
+        if _switch_users == 0:
+            _switch_before = sys.getswitchinterval()
+            sys.setswitchinterval(min(_switch_before, SWITCH_INTERVAL))
+        _switch_users += 1
     try:
         yield
     finally:
-        sys.setswitchinterval(before)
+        with _switch_lock:
+            _switch_users -= 1
+            if _switch_users == 0:
+                sys.setswitchinterval(_switch_before)
 
 
 class _IndexFeeder:
