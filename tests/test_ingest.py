@@ -247,3 +247,23 @@ def test_pages_are_indexed_while_the_workers_read(small_trove, tmp_path, monkeyp
         assert index.pending(case) == 0
         total = index.search(case, "lang:fas OR lang:eng", limit=1).total
         assert total == case.counts()["pages"]
+
+
+def test_the_gil_switch_interval_is_short_during_the_page_loop_and_restored(monkeypatch):
+    """The page loop's SQLite calls must not wait 5 ms each for the index feeder to hand
+    the GIL back (pipeline._quick_thread_switches); ingests in two threads of one
+    process (the app) leave the interval as it was when the last one ends."""
+    import sys
+
+    from workbench import pipeline
+
+    before = sys.getswitchinterval()
+    short = min(before, pipeline.SWITCH_INTERVAL)
+    first, second = pipeline._quick_thread_switches(), pipeline._quick_thread_switches()
+    first.__enter__()
+    assert sys.getswitchinterval() == short
+    second.__enter__()
+    first.__exit__(None, None, None)  # the first ingest ends while the second runs
+    assert sys.getswitchinterval() == short
+    second.__exit__(None, None, None)
+    assert sys.getswitchinterval() == before

@@ -208,3 +208,39 @@ def test_a_warning_repeated_on_many_pages_is_one_line_naming_them():
     _report_pages("/x.pdf", pages, report, Lines())
     assert lines == [f"pages 1-4, 7: {font}", "page 5: MuPDF: other"]
     assert len(report.page_warnings) == 6  # the case and the summary count every page
+
+
+def test_a_worker_reads_born_digital_pages_without_loading_the_index_or_scipy(tmp_path):
+    """Each worker process starts by importing what its jobs need: PyMuPDF, Pillow,
+    NumPy, the date patterns. Whoosh (the coordinator indexes), SciPy and imagehash (the
+    perceptual hash is computed with NumPy; SciPy only for a rare tie) cost about 0.3 s
+    in every worker of every ingest and must not be loaded by a page job."""
+    from workbench import pipeline, readers
+
+    pdf = make_pdf(tmp_path / "a.pdf", 2, "alpha")
+    job = readers.PageJob(path=str(pdf), kind="pdf", page_index=1, password=None, lang="eng")
+    workers = pipeline._Workers(1)
+    results: dict[object, object] = {}
+    try:
+        # the worker's modules after its jobs, read by a job of its own (``eval`` pickles
+        # by name and runs in the worker)
+        for key, fn, args in (
+            ("open", readers.open_for_ingest, (str(pdf), "pdf", ())),
+            (1, readers.analyse_page, (job,)),
+            ("meta", readers.read_file_metadata, (str(pdf), "pdf", None)),
+            ("modules", eval, ("sorted(__import__('sys').modules)",)),
+        ):
+            workers.submit(pipeline._Task((0, key), str(pdf), str(key), fn, args))
+            for _ in range(1200):
+                for task, result, error in workers.wait():
+                    assert error is None, error
+                    results[task.key[1]] = result
+                if workers.idle():
+                    break
+    finally:
+        workers.close(kill=True)
+    assert "alpha page 2 of 2" in results[1]["text"]  # type: ignore[index]
+    assert len(results[1]["metadata"]["image_hash"]) == 64  # type: ignore[index]
+    loaded = {name.split(".")[0] for name in results["modules"]}  # type: ignore[union-attr]
+    assert {"pymupdf", "PIL", "numpy"} <= loaded
+    assert not loaded & {"whoosh", "scipy", "imagehash", "textual", "datasketch"}

@@ -9,12 +9,11 @@ from __future__ import annotations
 import contextlib
 import re
 import xml.etree.ElementTree as ElementTree
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pymupdf
-from PIL import ExifTags, Image
-
-from workbench import textdates
+if TYPE_CHECKING:  # imported where used: the ingest's main process only needs fonts_of_file
+    import pymupdf
+    from PIL import Image
 
 _PDF_DATE_RE = re.compile(
     r"^D?:?(?P<y>\d{4})(?P<mo>\d{2})?(?P<d>\d{2})?(?P<h>\d{2})?(?P<mi>\d{2})?(?P<s>\d{2})?"
@@ -140,6 +139,8 @@ def image_file_metadata(image: Image.Image) -> dict[str, Any]:
 
 
 def image_exif(image: Image.Image) -> dict[str, str]:
+    from PIL import ExifTags
+
     try:
         exif = image.getexif()
     except Exception:  # Pillow raises assorted errors on malformed EXIF blocks
@@ -205,6 +206,8 @@ def pdf_page_metadata(page: pymupdf.Page) -> dict[str, Any]:
 
 def text_facts(text: str) -> dict[str, Any]:
     """The page marker and dates written in a page's text, ready to store."""
+    from workbench import textdates
+
     marker = textdates.find_page_marker(text)
     dates = [
         {

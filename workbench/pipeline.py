@@ -37,15 +37,16 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any
 
-from workbench import index, metadata, readers
+from workbench import inputs, metadata
 from workbench.errors import DiskFullError, SourceError, UsageError, WorkbenchError
-from workbench.readers import PageJob, PageReadError
+from workbench.hashing import sha256_file
+from workbench.inputs import PageJob, PageReadError
 from workbench.reports import IngestObserver, IngestReport  # defined apart: see reports.py
 from workbench.store import Case
 
@@ -55,7 +56,7 @@ FEED_PAGES = 250
 
 # The longest a worker may spend on one job (opening a file, reading its metadata, or a
 # page before its OCR) before it is killed and the file fails; OCR has its own limit
-# (readers.OCR_TIMEOUT), added to this one once a page reaches OCR.
+# (inputs.OCR_TIMEOUT), added to this one once a page reaches OCR.
 JOB_TIME_LIMIT = 120.0
 TIME_LIMIT_ENV = "WORKBENCH_PAGE_TIMEOUT"
 # Test hooks, read in the worker (documented in README.md, "Development"): a job on a file
@@ -138,32 +139,65 @@ def _ingest(
     limit: float,
     remote: Any,
 ) -> IngestReport:
-    from workbench import ocr
-
     observer = observer or IngestObserver()
     report = IngestReport()
-    # Tesseract and every language pack the pages may need, before any work: a missing
-    # engine is one clear line (exit 4), not a trove of pages without text. (A cluster's
-    # workers were checked when it was reached; this machine needs no Tesseract then.)
-    if remote is None:
-        ocr.check_languages(languages)
+    jobs = max(1, jobs or os.cpu_count() or 1)
+    # The local workers start now: each spends about 0.3 s importing PyMuPDF, Pillow and
+    # NumPy, which overlaps the language check and the hashing below instead of
+    # following them. They touch no file before a job comes.
+    local = _Workers(jobs, limit, prestart=True) if remote is None else None
+    try:
+        from workbench import ocr
+
+        # Tesseract and every language pack the pages may need, before any work: a
+        # missing engine is one clear line (exit 4), not a trove of pages without text.
+        # (A cluster's workers were checked when it was reached; this machine needs no
+        # Tesseract then.)
+        if remote is None:
+            ocr.check_languages(languages)
+    except BaseException:
+        if local is not None:
+            local.close(kill=True)
+        raise
+    try:
+        return _ingest_checked(
+            case, paths, lang, languages, jobs, passwords, observer, report, remote or local
+        )
+    except BaseException:
+        if local is not None:
+            local.close(kill=True)  # nothing if the ingest closed it already
+        raise
+
+
+def _ingest_checked(
+    case: Case,
+    paths: Iterable[str],
+    lang: str | None,
+    languages: str,
+    jobs: int,
+    passwords: Iterable[str],
+    observer: IngestObserver,
+    report: IngestReport,
+    workers: Any,
+) -> IngestReport:
     if lang:
         with case.transaction():
             case.set_setting("languages", lang)
-    jobs = max(1, jobs or os.cpu_count() or 1)
     password_list = tuple(passwords)
 
-    files, missing = readers.expand_paths(list(paths))
+    files, missing = inputs.expand_paths(list(paths))
     report.files_seen = len(files) + len(missing)
     for path, reason in missing:
         _fail(case, report, observer, path, None, None, reason, record=False)
 
     prepared = _prepare_all(case, files, report, observer)
     feeder: _IndexFeeder | None = None
+    leaving: threading.Thread | None = None
     if not prepared:
         observer.started(0, 0)
+        if isinstance(workers, _Workers):
+            workers.close(kill=True)  # started for nothing: no file needs a worker
     else:
-        workers = remote if remote is not None else _Workers(jobs, limit)
         finished = False
         try:
             _open_all(prepared, password_list, workers)
@@ -172,17 +206,59 @@ def _ingest(
             )
             observer.started(len(prepared), total_pages)
             feeder = _IndexFeeder(case)
-            _run(case, prepared, languages, workers, report, observer, total_pages, feeder)
+            with _quick_thread_switches():
+                _run(case, prepared, languages, workers, report, observer, total_pages, feeder)
             finished = True
         finally:
-            workers.close(kill=not finished)
+            if finished and isinstance(workers, _Workers):
+                leaving = workers.close_meanwhile()
+            else:
+                workers.close(kill=not finished)
             if feeder is not None:
                 report.pages_indexed += feeder.stop()
-    _sync_index(case, report)
+    try:
+        _sync_index(case, report)
+    finally:
+        if leaving is not None:
+            leaving.join()
     if feeder is not None and feeder.problem is not None:
         _report_feeder_problem(case, report, feeder.problem)
     observer.finished(report)
     return report
+
+
+# How long a thread may hold the GIL while another waits for it, during the page loop
+# (Python's default: 5 ms).
+SWITCH_INTERVAL = 0.0005
+_switch_lock = threading.Lock()
+_switch_users = 0
+_switch_before = 0.005
+
+
+@contextlib.contextmanager
+def _quick_thread_switches() -> Iterator[None]:
+    """Shorten the GIL switch interval while the index feeder runs beside the page loop.
+
+    Why: every SQLite call of the loop (five or six per page committed) releases the GIL
+    and must then wait for the feeder, which indexes in pure Python, to hand it back:
+    up to the whole switch interval each time. At the default 5 ms a call took about
+    6.7 ms instead of 0.13 (measured: 300 inserts beside a busy thread, 2.0 s; at
+    0.5 ms, 0.3-0.4 s), so while a batch was indexed the loop committed pages far
+    slower than the workers read them, and they waited for new jobs.
+    """
+    global _switch_users, _switch_before
+    with _switch_lock:  # ingests in several threads (the app): the last one out restores
+        if _switch_users == 0:
+            _switch_before = sys.getswitchinterval()
+            sys.setswitchinterval(min(_switch_before, SWITCH_INTERVAL))
+        _switch_users += 1
+    try:
+        yield
+    finally:
+        with _switch_lock:
+            _switch_users -= 1
+            if _switch_users == 0:
+                sys.setswitchinterval(_switch_before)
 
 
 class _IndexFeeder:
@@ -215,6 +291,8 @@ class _IndexFeeder:
         return self.indexed
 
     def _loop(self) -> None:
+        from workbench import index
+
         try:
             with Case.open(self.root) as case:
                 while not self._stopping:
@@ -228,6 +306,8 @@ class _IndexFeeder:
 
 def _sync_index(case: Case, report: IngestReport) -> None:
     """Feed committed pages to the search index; a busy index only delays that."""
+    from workbench import index
+
     try:
         report.pages_indexed += index.sync(case)
     except DiskFullError:
@@ -241,6 +321,8 @@ def _sync_index(case: Case, report: IngestReport) -> None:
 def _report_feeder_problem(case: Case, report: IngestReport, problem: BaseException) -> None:
     """The feeder thread failed: say so, unless it was only a busy index the final sync
     got past (then nothing is missing) or the final sync already reported a problem."""
+    from workbench import index
+
     if report.index_problem is not None or isinstance(problem, index.IndexBusyError):
         return
     detail = str(problem) if isinstance(problem, WorkbenchError) else _describe(problem)
@@ -261,7 +343,7 @@ def _report_feeder_problem(case: Case, report: IngestReport, problem: BaseExcept
 
 
 def _describe(error: BaseException) -> str:
-    return readers.printable(f"{type(error).__name__}: {error}")
+    return inputs.printable(f"{type(error).__name__}: {error}")
 
 
 def _prepare_all(
@@ -276,7 +358,7 @@ def _prepare_all(
     for path in files:
         try:
             signature = _stat_signature(path)
-            sha256, size = readers.sha256_file(path)
+            sha256, size = sha256_file(path)
         except OSError as error:
             _fail(case, report, observer, path, None, None, f"cannot be read ({error.strerror})")
             continue
@@ -306,7 +388,7 @@ def _prepare_all(
             continue
         first_path_by_sha[sha256] = path
         try:
-            item.kind = readers.identify(path)  # reads the first 2 KB: no parser involved
+            item.kind = inputs.identify(path)  # reads the first 2 KB: no parser involved
         except SourceError as error:
             item.failure = error.reason
         except OSError as error:
@@ -320,7 +402,7 @@ def _pages_to_read_again(case: Case, source_id: int) -> dict[int, int]:
     rows = case.db.execute(
         "SELECT page_number, id FROM pages WHERE source_id = ? AND error LIKE ?"
         " ORDER BY page_number",
-        (source_id, readers.OCR_FAILED + "%"),
+        (source_id, inputs.OCR_FAILED + "%"),
     ).fetchall()
     return {number - 1: row_id for number, row_id in rows}
 
@@ -340,7 +422,7 @@ def _open_all(files: list[_PreparedFile], passwords: tuple[str, ...], workers: _
                     (number, "open"),
                     item.path,
                     "open",
-                    readers.open_for_ingest,
+                    "open_for_ingest",
                     (item.path, item.kind, passwords),
                     sha256=item.sha256,
                 )
@@ -376,7 +458,7 @@ def _job_failure(error: BaseException, step: int | str) -> str:
             f"stopped; {_ENGINE_BLAME}"
         )
     if isinstance(error, PageReadError):
-        return readers.printable(str(error))
+        return inputs.printable(str(error))
     if isinstance(error, SourceError):
         return error.reason
     if step == "open":
@@ -451,7 +533,7 @@ def _job_task(file_index: int, item: _PreparedFile, step: int | str, lang: str) 
             (file_index, step),
             item.path,
             "meta",
-            readers.read_file_metadata,
+            "read_file_metadata",
             (item.path, item.kind, item.password),
             sha256=item.sha256,
         )
@@ -463,7 +545,7 @@ def _job_task(file_index: int, item: _PreparedFile, step: int | str, lang: str) 
         (file_index, step),
         item.path,
         str(step + 1),
-        readers.analyse_page,
+        "analyse_page",
         (job,),
         sha256=item.sha256,
     )
@@ -665,7 +747,8 @@ class _Task:
     key: tuple[int, int | str]  # (file index, page index | "open" | "meta")
     path: str
     step: str  # "open", "meta" or the page number: what the test hooks match
-    fn: Callable[..., dict[str, Any]]
+    # the job: a function, or the name of one in workbench.readers (see _worker_call)
+    fn: Callable[..., dict[str, Any]] | str
     args: tuple[Any, ...]
     alone: bool = False  # re-run by itself after a crash: if it crashes, it is the culprit
     # the file's custody hash: a cluster sends the job the bytes with this hash
@@ -702,7 +785,7 @@ class _Workers:
     # enough to keep each worker fed, few enough that a crash re-runs little
     depth = 2
 
-    def __init__(self, jobs: int, limit: float | None = None) -> None:
+    def __init__(self, jobs: int, limit: float | None = None, *, prestart: bool = False) -> None:
         self.jobs = jobs
         self.limit = job_time_limit() if limit is None else limit
         self._context = multiprocessing.get_context("spawn")
@@ -711,6 +794,11 @@ class _Workers:
         self._deadlines: dict[int, float] = {}  # job id -> deadline, once it has started
         self._suspects: list[tuple[int, _Task]] = []
         self._start_pool()
+        if prestart:
+            # the pool starts a process per job submitted while none is idle: one
+            # empty job per worker starts them all now (they import as they start)
+            for _ in range(jobs):
+                self._pool.submit(_worker_ready)
 
     def _start_pool(self) -> None:
         # a new queue each time: a worker killed while writing to the old one may hold its lock
@@ -778,6 +866,16 @@ class _Workers:
         else:
             self._pool.shutdown(wait=True)
 
+    def close_meanwhile(self) -> threading.Thread:
+        """Let the idle workers exit while the caller goes on (the final index sync):
+        their exit (interpreter and MuPDF teardown, about 0.2 s each) then overlaps it.
+        Join the thread returned before returning from the ingest."""
+        leaving = threading.Thread(
+            target=self._pool.shutdown, kwargs={"wait": True}, name="workers-exit"
+        )
+        leaving.start()
+        return leaving
+
     def _until_next_check(self) -> float:
         """Wake at the next deadline, and at least every second to read who started."""
         now = time.monotonic()
@@ -794,7 +892,7 @@ class _Workers:
             if phase == "start":
                 self._deadlines[task_id] = at + self.limit
             elif phase == "ocr":  # Tesseract has its own limit; MuPDF's part keeps this one
-                self._deadlines[task_id] = at + readers.OCR_TIMEOUT + self.limit
+                self._deadlines[task_id] = at + inputs.OCR_TIMEOUT + self.limit
 
     def _take_all_in_flight(
         self, outcomes: list[tuple[_Task, Any, BaseException | None]]
@@ -873,8 +971,14 @@ def _worker_init(news: Any = None) -> None:
     except OSError:
         pass
     _news = news
+    from workbench import readers  # the worker's imports: PyMuPDF, Pillow, NumPy
+
     readers.phase_hook = _tell_phase
     _capture_output()
+
+
+def _worker_ready() -> None:
+    """An empty job: it makes the pool start a worker (see ``_Workers(prestart=True)``)."""
 
 
 def _tell_phase(phase: str) -> None:
@@ -914,13 +1018,13 @@ def _captured_output() -> list[str]:
     except OSError:
         return []
     lines = [
-        readers.printable(line).strip() for line in data.decode("utf-8", "replace").splitlines()
+        inputs.printable(line).strip() for line in data.decode("utf-8", "replace").splitlines()
     ]
     text = "; ".join(dict.fromkeys(line for line in lines if line))
     if not text:
         return []
-    if len(text) > readers.MAX_WARNING_CHARS:
-        text = text[: readers.MAX_WARNING_CHARS - 1] + "…"
+    if len(text) > inputs.MAX_WARNING_CHARS:
+        text = text[: inputs.MAX_WARNING_CHARS - 1] + "…"
     return [f"engine output: {text}"]
 
 
@@ -928,17 +1032,23 @@ def _worker_call(
     task_id: int,
     path: str,
     step: str,
-    fn: Callable[..., dict[str, Any]],
+    fn: Callable[..., dict[str, Any]] | str,
     args: tuple[Any, ...],
-    data: readers.SourceBytes | None = None,
+    data: inputs.SourceBytes | None = None,
 ) -> dict[str, Any]:
     """Run one job in a worker (a local one, or a Dask worker: workbench.cluster): say it
-    started, run it, add what was printed meanwhile. ``data``: the file's bytes, sent
-    with the job when the worker cannot read the coordinator's disk."""
+    started, run it, add what was printed meanwhile. ``fn``: the function, or the name
+    of one in workbench.readers (the coordinator names them: it never imports readers).
+    ``data``: the file's bytes, sent with the job when the worker cannot read the
+    coordinator's disk."""
     global _current_task
     _current_task = task_id
     _tell_phase("start")
     _test_hooks(path, step)
+    if isinstance(fn, str):
+        from workbench import readers
+
+        fn = getattr(readers, fn)
     try:
         result = fn(*args) if data is None else fn(*args, data=data)
     finally:
@@ -1010,7 +1120,7 @@ def reocr_page(
     """
     import hashlib
 
-    from workbench import ocr, review, views
+    from workbench import ocr, readers, review, views
 
     ocr.check_languages(lang)
     row = case.page_row(page_id)

@@ -1,7 +1,8 @@
 """Reading input files: what kind a file is (by content), opening it safely, one page at a time.
 
 During an ingest the main process only hashes a file and sniffs its first bytes
-(:func:`identify`); everything that parses untrusted bytes with MuPDF or Pillow (opening,
+(:func:`identify`, defined in workbench.inputs, which that process imports instead of
+this module); everything that parses untrusted bytes with MuPDF or Pillow (opening,
 counting pages, metadata, pages) runs in the worker processes (:func:`open_for_ingest`,
 :func:`read_file_metadata`, :func:`analyse_page`), so a crash there costs one file. The
 work items are small and picklable and each worker opens files itself.
@@ -25,8 +26,6 @@ import unicodedata
 import warnings
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pymupdf
@@ -35,6 +34,21 @@ from PIL import Image, ImageFile, ImageOps
 from workbench import metadata
 from workbench.errors import CustodyError, OcrError, SourceError
 from workbench.hashing import sha256_file  # kept here too: check_custody and callers use it
+
+# What the coordinator needs of input files lives in workbench.inputs (no PyMuPDF or
+# Pillow there, so the ingest's main process never loads them); named here as before.
+from workbench.inputs import (  # noqa: F401
+    MAX_WARNING_CHARS,
+    MAX_WARNINGS,
+    OCR_FAILED,
+    OCR_TIMEOUT,
+    PageJob,
+    PageReadError,
+    SourceBytes,
+    expand_paths,
+    identify,
+    printable,
+)
 
 # The perceptual hash of each page (near-duplicates) is computed from this many pixels
 # on the longer side (workbench.similarity.IMAGE_SIDE).
@@ -60,13 +74,6 @@ MIN_LAYER_CHARS_ON_SCAN = 200
 SCAN_IMAGE_COVERAGE = 0.5
 # A text layer with this share of unmapped or private-use glyphs is unusable.
 MAX_GARBAGE_SHARE = 0.10
-
-# Time Tesseract may take on one page (all its runs together); past it the page is an
-# OCR error, retried by the next run. The ingest's per-job time limit allows for it.
-OCR_TIMEOUT = 600.0
-# Library warnings kept per page: distinct messages, each cut to this length.
-MAX_WARNINGS = 5
-MAX_WARNING_CHARS = 300
 
 Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
 pymupdf.TOOLS.mupdf_display_errors(False)
@@ -126,17 +133,6 @@ def library_warnings(into: list[str]) -> Iterator[None]:
                 into.append(message)
 
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-def printable(text: str) -> str:
-    """A message from a library or a file made safe to print and store: no control
-    characters (a hostile file could put terminal escapes in a name MuPDF repeats) and
-    no lone surrogates (they cannot be written as UTF-8)."""
-    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
-    return _CONTROL.sub("?", text)
-
-
 def _forget_library_warnings() -> None:
     """Drop what was warned so far in this job (e.g. the repair of a file on opening,
     which the open job already reported once)."""
@@ -144,75 +140,9 @@ def _forget_library_warnings() -> None:
     _pymupdf_messages.lines.clear()
 
 
-_IMAGE_MAGIC = (
-    (b"\x89PNG\r\n\x1a\n", "png"),
-    (b"\xff\xd8\xff", "jpeg"),
-    (b"II*\x00", "tiff"),
-    (b"MM\x00*", "tiff"),
-    (b"II+\x00", "tiff"),
-    (b"MM\x00+", "tiff"),
-    (b"GIF87a", "gif"),
-    (b"GIF89a", "gif"),
-    (b"BM", "bmp"),
-)
-_JUNK_NAMES = {".DS_Store", "Thumbs.db", "desktop.ini"}
-
-
-@dataclass(frozen=True)
-class PageJob:
-    """One page to analyse, small enough to send to a worker process."""
-
-    path: str
-    kind: str  # "pdf" | "image"
-    page_index: int  # 0-based
-    password: str | None
-    lang: str
-    force_ocr: bool = False  # re-OCR a page even when its text layer is usable
-
-
-@dataclass(frozen=True, eq=False)
-class SourceBytes:
-    """A file's content, sent with its jobs to workers that cannot read the coordinator's
-    disk (a Dask cluster). ``sha256`` is the custody hash of exactly these bytes; the
-    path stays the file's name in every message, as in a local run."""
-
-    sha256: str
-    content: bytes
-
-
 def _openable(path: str, data: SourceBytes | None) -> Any:
     """What MuPDF or Pillow opens: the path, or the bytes that came with the job."""
     return path if data is None else io.BytesIO(data.content)
-
-
-def identify(path: str | os.PathLike[str]) -> str:
-    """ "pdf" or "image" from the file's first bytes; else SourceError saying what it is."""
-    with open(path, "rb") as handle:
-        head = handle.read(2048)
-    if not head:
-        raise SourceError(str(path), "empty file (0 bytes)")
-    if b"%PDF-" in head[:1024]:
-        return "pdf"
-    for magic, _name in _IMAGE_MAGIC:
-        if head.startswith(magic):
-            return "image"
-    if head[4:12] in (b"ftypavif", b"ftypheic") or (head[:4] == b"RIFF" and head[8:12] == b"WEBP"):
-        return "image"
-    raise SourceError(str(path), f"not a PDF or an image ({_describe_unknown(head)})")
-
-
-def _describe_unknown(head: bytes) -> str:
-    if head.startswith(b"PK\x03\x04"):
-        return "looks like a ZIP archive or Office file: unpack or convert it to PDF first"
-    if head.startswith(b"\xd0\xcf\x11\xe0"):
-        return "looks like an old Office document: convert it to PDF first"
-    if re.search(rb"\d+\s+\d+\s+obj\b|%PDF|\btrailer\b|\bxref\b", head):
-        return "a damaged PDF fragment without a valid %PDF- header"
-    try:
-        head.decode("utf-8")
-    except UnicodeDecodeError:
-        return "unrecognised binary content"
-    return "looks like plain text"
 
 
 def open_pdf(
@@ -371,10 +301,6 @@ def _cached_pdf(
     return doc
 
 
-class PageReadError(Exception):
-    """A page of a file cannot be read at all: the whole file is reported as failed."""
-
-
 def analyse_page(job: PageJob, data: SourceBytes | None = None) -> dict[str, Any]:
     """Text, provenance, fingerprint, metadata, dates and marker of one page.
 
@@ -401,8 +327,7 @@ def _analyse_pdf_page(job: PageJob, data: SourceBytes | None = None) -> dict[str
         page_meta = metadata.pdf_page_metadata(page)
         layer_text = page.get_text("text")
         fingerprint = page_fingerprint(page)
-        page_meta["image_hash"] = _visual_hash(_pixmap_image(render_page(page, gray=True,
-                                               max_side=VISUAL_HASH_SIDE)))  # fmt: skip
+        page_meta["image_hash"] = _rendered_visual_hash(page)
     except SourceError:
         raise
     except Exception as error:  # MuPDF: broken page tree, bad content stream, ...
@@ -512,11 +437,21 @@ def _analyse_image_page(job: PageJob, data: SourceBytes | None = None) -> dict[s
 def _visual_hash(image: Image.Image) -> str:
     """The page's perceptual hash (hex), computed here where the page is already open, so
     the near-duplicate check never opens the file again (see workbench.similarity)."""
-    from workbench import similarity
+    from workbench import perceptual  # not similarity: that one loads the search analyzer
 
-    small = image.copy()
-    small.thumbnail((VISUAL_HASH_SIDE, VISUAL_HASH_SIDE))
-    return f"{similarity.image_hash(small):064x}"
+    return f"{perceptual.image_hash(image):064x}"
+
+
+def _rendered_visual_hash(page: pymupdf.Page) -> str:
+    """A PDF page's perceptual hash (hex), from a grey render already at the hash's size.
+
+    (Not drawn from the display list ``get_text`` could share: MuPDF's text of a page
+    run from a display list differs in its blank lines on some real PDFs.)
+    """
+    from workbench import perceptual
+
+    pixmap = render_page(page, gray=True, max_side=VISUAL_HASH_SIDE)
+    return f"{perceptual.reduced_hash(_pixmap_image(pixmap)):064x}"
 
 
 def _pixmap_image(pixmap: pymupdf.Pixmap) -> Image.Image:
@@ -558,15 +493,20 @@ def _ocr(image: Image.Image, lang: str) -> dict[str, Any]:
     }
 
 
-OCR_FAILED = "OCR failed: "  # how a page's error starts when its OCR is to be retried
+# Unmapped glyphs (U+FFFD), private-use codes and control characters in a text layer.
+_GARBAGE = re.compile("[\ufffd\ue000-\uf8ff\x00-\x1f]")
 
 
 def text_layer_usable(text: str, image_coverage: float) -> bool:
-    """Is a PDF text layer real text worth keeping instead of OCR?"""
-    visible = [c for c in text if not c.isspace()]
+    """Is a PDF text layer real text worth keeping instead of OCR?
+
+    (Counted with ``str.split`` and a regex, not character by character in Python:
+    ``split`` drops exactly the characters ``isspace`` calls whitespace.)
+    """
+    visible = "".join(text.split())
     if not visible:
         return False
-    garbage = sum(1 for c in visible if c == "\ufffd" or "\ue000" <= c <= "\uf8ff" or c < " ")
+    garbage = len(_GARBAGE.findall(visible))
     if garbage / len(visible) > MAX_GARBAGE_SHARE:
         return False
     return not (image_coverage >= SCAN_IMAGE_COVERAGE and len(visible) < MIN_LAYER_CHARS_ON_SCAN)
@@ -866,7 +806,7 @@ def _to_ocr_resolution(image: Image.Image, dpi: float) -> Image.Image:
 
 
 _PRESENTATION_FORMS = re.compile("[\ufb00-\ufdff\ufe70-\ufeff]+")
-_ODD_SPACES = str.maketrans({"\u00a0": " ", "\u202f": " ", "\u2007": " "})
+_ODD_SPACES = ("\u00a0", "\u202f", "\u2007")  # become plain spaces
 
 
 def _clean_text(text: str) -> str:
@@ -877,36 +817,12 @@ def _clean_text(text: str) -> str:
     them back into the letters a reader and a search expect. No-break spaces become
     spaces. Everything else is kept as the page has it.
     """
-    text = text.replace("\x00", "").translate(_ODD_SPACES)
+    text = text.replace("\x00", "")
+    for space in _ODD_SPACES:  # str.replace skips in C what str.translate looks up per char
+        text = text.replace(space, " ")
     text = _PRESENTATION_FORMS.sub(lambda m: unicodedata.normalize("NFKC", m.group()), text)
     lines = [line.rstrip() for line in text.splitlines()]
     return "\n".join(lines).strip("\n")
-
-
-def expand_paths(paths: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
-    """Files under the given paths, recursively and sorted; plus paths that do not exist."""
-    files: list[str] = []
-    missing: list[tuple[str, str]] = []
-    for given in paths:
-        path = Path(given)
-        if path.is_dir():
-            for folder, subfolders, names in os.walk(path, followlinks=False):
-                subfolders.sort()
-                for name in sorted(names):
-                    if name in _JUNK_NAMES or name.startswith("._"):
-                        continue
-                    full = Path(folder) / name
-                    if full.is_file():
-                        files.append(os.path.abspath(full))
-        elif path.is_file():
-            files.append(os.path.abspath(path))
-        elif path.exists():
-            missing.append((os.path.abspath(path), "not a regular file or folder"))
-        else:
-            missing.append((os.path.abspath(path), "no such file or folder"))
-    seen: set[str] = set()
-    unique = [f for f in files if not (f in seen or seen.add(f))]
-    return unique, missing
 
 
 def render_page_image(

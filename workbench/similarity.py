@@ -5,7 +5,8 @@ Why it is shaped this way:
   another resolution, from another source. Comparing every pair of 100,000 pages is
   5 billion comparisons, so candidates come from locality-sensitive hashing: MinHash
   over word pairs of the normalised text (datasketch's MinHashLSH), and bands of a
-  256-bit perceptual hash of the page image (imagehash's DCT hash) for pages with
+  256-bit perceptual hash of the page image (imagehash's DCT hash, computed by
+  workbench.perceptual) for pages with
   little or no text. Only candidates are compared exactly.
 - A candidate pair is the same page when the normalised texts are 80% alike character
   by character (rapidfuzz's Indel ratio: OCR noise costs a few characters; a different
@@ -24,6 +25,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from workbench import perceptual
 from workbench.analysis import normalize
 from workbench.store import Case
 
@@ -35,10 +37,10 @@ LSH_THRESHOLD = 0.5  # Jaccard of word pairs LSH aims at (weighted against false
 CANDIDATE_JACCARD = 0.45  # estimated Jaccard a candidate must reach to be compared
 MAX_IMAGE_BUCKET = 200  # pages sharing one image-hash band value beyond this say nothing
 TEXT_THRESHOLD = 0.8  # character similarity of the normalised texts for "the same page"
-HASH_SIZE = 16  # 16 x 16 = 256-bit image hash
+HASH_SIZE = perceptual.HASH_SIZE  # 16 x 16 = 256-bit image hash
 IMAGE_BANDS = 16  # 16 bands of 16 bits for image candidates
 IMAGE_SAME = 12  # of 256 bits: the pages look the same whatever their (OCR) text says
-IMAGE_SIDE = 256  # pixels on the longer side the image hash is computed from
+IMAGE_SIDE = perceptual.IMAGE_SIDE  # pixels on the longer side the hash is computed from
 
 
 @dataclass
@@ -97,16 +99,11 @@ def _minhash(grams: set[str]) -> Any:
 
 
 def image_hash(image: Any) -> int:
-    """A 256-bit perceptual hash of a page image (any size; grey is enough)."""
-    import imagehash
+    """A 256-bit perceptual hash of a page image (any size; grey is enough): imagehash's
+    DCT hash, computed by workbench.perceptual (the same values, cheaper)."""
+    from workbench import perceptual
 
-    image = image.convert("L")
-    image.thumbnail((IMAGE_SIDE, IMAGE_SIDE))
-    bits = imagehash.phash(image, hash_size=HASH_SIZE).hash.flatten()
-    value = 0
-    for bit in bits:
-        value = (value << 1) | int(bit)
-    return value
+    return perceptual.image_hash(image)
 
 
 def _basis(row: Any) -> str:
