@@ -39,7 +39,9 @@ from whoosh.util.filelock import try_for
 
 from workbench import views
 from workbench.analysis import (
+    PAIR_SEPARATOR,
     NormalizedPositions,
+    WordPairPositions,
     normalize_query,
     page_text_analyzer,
     word_spans,
@@ -49,7 +51,8 @@ from workbench.store import Case
 
 # The folder name carries the index layout version: a new layout is built beside the old
 # one from the case database (every page is queued when the folder is new).
-INDEX_DIRNAME = "index-v5"  # v5: partner and disagree fields (issue #14)
+# v5: partner and disagree fields (issue #14); v6: the pairs field (issue #15)
+INDEX_DIRNAME = "index-v6"
 DEFAULT_WRITER_TIMEOUT = 30.0
 SYNC_BATCH = 500
 # Whoosh's posting pool spills sorted runs to disk past this many MB. It counts encoded
@@ -109,6 +112,13 @@ def _page_text_field() -> TEXT:
     return field
 
 
+def _pairs_field() -> TEXT:
+    field = TEXT(analyzer=page_text_analyzer(), phrase=True)
+    field.format = WordPairPositions(field_boost=field.format.field_boost)
+    field.scorable = False  # a filter for phrases: scores come from the text field
+    return field
+
+
 def schema() -> Schema:
     return Schema(
         page_id=ID(stored=True, unique=True),
@@ -116,6 +126,8 @@ def schema() -> Schema:
         source=ID(),  # the file name, lower-cased when indexed
         page=NUMERIC(int, stored=True),
         text=_page_text_field(),
+        # the page's adjacent word pairs, for phrases in ``text`` (see PairPhrase)
+        pairs=_pairs_field(),
         text_source=ID(stored=True),
         lang=ID(stored=True),
         status=ID(stored=True),
@@ -293,6 +305,7 @@ def _document(row: dict[str, Any], dates: list[str]) -> dict[str, Any]:
         "source": os.path.basename(path).lower(),
         "page": row["page_number"],
         "text": row["text"],
+        "pairs": row["text"],
         "text_source": row["text_source"],
         "lang": page_language(row["text"], row["ocr_lang"]),
         "status": row["status"] or "unreviewed",
@@ -472,7 +485,7 @@ def parse_query(text: str):
     problem = _query_error(query)
     if problem:
         raise QueryError(f"cannot understand the query {text!r}: {problem}")
-    return _rewrite_dates(query)
+    return _pair_phrases(_rewrite_dates(query))
 
 
 _PARTNER_STATUSES = ("unreviewed", "verified", "disputed", "illegible")
@@ -581,6 +594,144 @@ def _date_span(low: str | None, high: str | None) -> wquery.Query | None:
     # matchers, which costs several times more per page at 100,000 pages).
     union.matcher_type = wquery.Or.ARRAY_MATCHER
     return union
+
+
+def _pair_phrases(query: wquery.Query) -> wquery.Query:
+    """Exact phrases in ``text`` become :class:`PairPhrase` (same words, same meaning)."""
+    if isinstance(query, wquery.Phrase):
+        if type(query) is wquery.Phrase and query.fieldname == "text" and query.slop == 1:
+            return PairPhrase(
+                query.fieldname, query.words, boost=query.boost, char_ranges=query.char_ranges
+            )
+        return query
+    if query.is_leaf():
+        return query
+    return query.apply(_pair_phrases)
+
+
+class PairPhrase(wquery.Phrase):
+    """A phrase in ``text`` answered from the ``pairs`` field; matches and scores unchanged.
+
+    Why: Whoosh's phrase intersects the phrase's words and reads their positions on every
+    page that has them all (400-700 ms at 100,000 pages for a phrase of common words).
+    Here the pages are those holding every adjacent pair of the phrase (one posting list
+    for two words) with, for three words or more, pair i at position p + i: the same
+    pages as adjacent words in order. The score is still the sum of the words' own
+    scores in ``text`` (what Whoosh's phrase gives), from the same term matchers in the
+    same tree, so the ranking is identical. An index without the field (a scratch one
+    of another layout) takes Whoosh's own path.
+    """
+
+    def matcher(self, searcher: Any, context: Any = None) -> Any:
+        from whoosh import matching
+        from whoosh.matching.binary import IntersectionMatcher
+        from whoosh.util import make_binary_tree
+
+        schema_ = searcher.schema
+        if self.slop != 1 or len(self.words) < 2 or "pairs" not in schema_:
+            return super().matcher(searcher, context)
+        field = schema_[self.fieldname]
+        reader = searcher.reader()
+        word_matchers = []
+        for word in self.words:
+            try:
+                word = field.to_bytes(word)
+            except ValueError:
+                return matching.NullMatcher()
+            if (self.fieldname, word) not in reader:
+                return matching.NullMatcher()
+            word_matchers.append(wquery.Term(self.fieldname, word).matcher(searcher, context))
+        pair_matchers = []
+        for first, second in itertools.pairwise(self.words):
+            pair = first + PAIR_SEPARATOR + second
+            if ("pairs", pair) not in reader:
+                return matching.NullMatcher()
+            pair_matchers.append(reader.postings("pairs", pair))
+        # the words' tree is the one Whoosh's phrase builds (SpanNear2), so scores add up
+        # in the same order; the pairs join it scoring 0.0 (x + 0.0 == x)
+        words_tree = make_binary_tree(IntersectionMatcher, word_matchers)
+        pairs_tree = make_binary_tree(IntersectionMatcher, [_Unscored(m) for m in pair_matchers])
+        m: Any = _PairPhraseMatcher(IntersectionMatcher(pairs_tree, words_tree), pair_matchers)
+        if self.boost != 1.0:
+            m = matching.WrappingMatcher(m, boost=self.boost)
+        return m
+
+
+def _span_matcher_base() -> Any:
+    from whoosh.query.spans import SpanWrappingMatcher
+
+    return SpanWrappingMatcher
+
+
+def _wrapping_matcher_base() -> Any:
+    from whoosh.matching.wrappers import WrappingMatcher
+
+    return WrappingMatcher
+
+
+class _Unscored(_wrapping_matcher_base()):  # type: ignore[misc]
+    """A posting list that filters without adding to the score (nor to its bound)."""
+
+    def copy(self) -> Any:
+        return self.__class__(self.child.copy())
+
+    def replace(self, minquality: float = 0) -> Any:
+        return self
+
+    def supports_block_quality(self) -> bool:
+        return False
+
+    def max_quality(self) -> float:
+        return 0.0
+
+    def block_quality(self) -> float:
+        return 0.0
+
+    def score(self) -> float:
+        return 0.0
+
+
+class _PairPhraseMatcher(_span_matcher_base()):  # type: ignore[misc]
+    """Pages with every pair of the phrase; for 3+ words, at consecutive positions."""
+
+    def __init__(self, child: Any, pair_matchers: list[Any]) -> None:
+        self.pair_matchers = pair_matchers
+        super().__init__(child)
+
+    def copy(self) -> Any:
+        raise NotImplementedError("a pair phrase matcher is not copied")
+
+    def replace(self, minquality: float = 0) -> Any:
+        from whoosh import matching
+
+        return self if self.is_active() else matching.NullMatcher()
+
+    def supports_block_quality(self) -> bool:
+        return False
+
+    def _get_spans(self) -> list[int]:
+        """The phrase's start positions on the current page (empty: no match here).
+
+        Two words are one pair term: its presence is the match, no positions read."""
+        matchers = self.pair_matchers
+        if len(matchers) == 1:
+            return _PRESENT
+        starts = set(matchers[0].value_as("positions"))
+        for offset, other in enumerate(matchers[1:], start=1):
+            starts &= {p - offset for p in other.value_as("positions")}
+            if not starts:
+                return []
+        return sorted(starts)
+
+    def spans(self) -> list[Any]:
+        from whoosh.query.spans import Span
+
+        matchers = self.pair_matchers
+        starts = matchers[0].value_as("positions") if self._spans is _PRESENT else self._spans
+        return [Span(p, p + len(matchers)) for p in starts]
+
+
+_PRESENT = [-1]  # a non-empty answer of _get_spans when no positions were read
 
 
 _PARTIAL_DATE = re.compile(r"\d{4}(?:-\d{2}(?:-\d{2})?)?")
@@ -732,7 +883,14 @@ def search(case: Case, text: str, *, limit: int = 20, offset: int = 0) -> Search
     with _searcher(case) as searcher:
         pagelen = max(limit, 1)
         page_number = offset // pagelen + 1
-        collector = searcher.collector(limit=page_number * pagelen)
+        # optimize=False: no block-quality skipping, so the total is counted in the
+        # scoring pass itself. With skipping, Whoosh counts the total in a second pass
+        # over every match (20-300 ms at 100,000 pages), and on page text (matches
+        # spread evenly) it skipped next to nothing; the top hits are the same.
+        # Nor matcher replacement (a union narrowed to the side that can still reach the
+        # top, which would leave the count short).
+        collector = searcher.collector(limit=page_number * pagelen, optimize=False)
+        collector.replace = 0
         # needs_current: build the same matchers as a search that collects terms, so a
         # multi-term range scores a page by how many of its terms it has, whatever the
         # index size (Whoosh otherwise preloads such ORs with a flat score)
