@@ -139,3 +139,28 @@ def test_totals_are_exact_when_a_union_could_be_narrowed(tmp_path):
             assert index.search(case, "consulate OR embassy", limit=limit).total == 200
         assert len(index.matching_page_ids(case, "embassy OR consulate")) == 200
     index.close_searchers()
+
+
+def test_pair_phrases_skip_deleted_copies_across_segments(tmp_path, monkeypatch):
+    """Pages indexed again leave deleted copies in the older segment: still Whoosh's answer."""
+    rng = random.Random(17)
+    with Case.open(tmp_path / "case", create=True) as case:
+        with case.transaction():
+            for number in range(120):
+                text = " ".join(rng.choice(WORDS) for _ in range(rng.randint(2, 30)))
+                source = case.record_source(
+                    path=f"/synthetic/{number}.pdf", sha256=f"{number:064x}", size=1,
+                    kind="pdf", status="ingested", page_count=1,
+                )  # fmt: skip
+                case.add_page(source, {"page_number": 1, "text": text, "text_source": "layer"})
+        index.sync(case)
+        case.queue_all_pages_for_index()
+        index.sync(case, batches=1)  # 500 a batch: every page again, old copies deleted
+        with index._searcher(case) as searcher:
+            assert searcher.reader().has_deletions()
+        queries = PHRASES[:6] + _random_phrases(10)
+        paired = {query: _found(case, query) for query in queries}
+        monkeypatch.setattr(index, "_pair_phrases", lambda query: query)
+        assert paired == {query: _found(case, query) for query in queries}
+        assert paired['"crude oil"'][0] > 0
+    index.close_searchers()

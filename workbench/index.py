@@ -626,8 +626,6 @@ class PairPhrase(wquery.Phrase):
 
     def matcher(self, searcher: Any, context: Any = None) -> Any:
         from whoosh import matching
-        from whoosh.matching.binary import IntersectionMatcher
-        from whoosh.util import make_binary_tree
 
         schema_ = searcher.schema
         if self.slop != 1 or len(self.words) < 2 or "pairs" not in schema_:
@@ -649,91 +647,137 @@ class PairPhrase(wquery.Phrase):
             if ("pairs", pair) not in reader:
                 return matching.NullMatcher()
             pair_matchers.append(reader.postings("pairs", pair))
-        # the words' tree is the one Whoosh's phrase builds (SpanNear2), so scores add up
-        # in the same order; the pairs join it scoring 0.0 (x + 0.0 == x)
-        words_tree = make_binary_tree(IntersectionMatcher, word_matchers)
-        pairs_tree = make_binary_tree(IntersectionMatcher, [_Unscored(m) for m in pair_matchers])
-        m: Any = _PairPhraseMatcher(IntersectionMatcher(pairs_tree, words_tree), pair_matchers)
+        m: Any = _PairPhraseMatcher(pair_matchers, word_matchers)
         if self.boost != 1.0:
             m = matching.WrappingMatcher(m, boost=self.boost)
         return m
 
 
-def _span_matcher_base() -> Any:
-    from whoosh.query.spans import SpanWrappingMatcher
-
-    return SpanWrappingMatcher
-
-
-def _wrapping_matcher_base() -> Any:
-    from whoosh.matching.wrappers import WrappingMatcher
-
-    return WrappingMatcher
+def _tree_sum(values: list[float]) -> float:
+    """Sum in the order of Whoosh's binary tree of intersections (make_binary_tree), whose
+    score is a.score() + b.score(): the same floats, so the same ranking."""
+    if len(values) == 1:
+        return values[0]
+    half = len(values) // 2
+    return _tree_sum(values[:half]) + _tree_sum(values[half:])
 
 
-class _Unscored(_wrapping_matcher_base()):  # type: ignore[misc]
-    """A posting list that filters without adding to the score (nor to its bound)."""
+def _matcher_base() -> Any:
+    from whoosh.matching.mcore import Matcher
+
+    return Matcher
+
+
+class _PairPhraseMatcher(_matcher_base()):  # type: ignore[misc]
+    """Pages with every pair of the phrase (for 3+ words, at consecutive positions), driven
+    by the first pair's posting list; scored by the words' own matchers.
+
+    Why not Whoosh's intersection and span wrappers around the same lists: at 100,000
+    pages their per-page method calls cost more than the postings (10-15 µs a match)."""
+
+    def __init__(self, pairs: list[Any], words: list[Any]) -> None:
+        self._pairs = pairs
+        self._words = words
+        self._others = pairs[1:] + words
+        self._done = False
+        self._find()
+
+    def _find(self) -> None:
+        first = self._pairs[0]
+        others = self._others
+        while first.is_active():
+            target = first.id()
+            for other in others:
+                if other.id() < target:
+                    other.skip_to(target)
+                    if not other.is_active():
+                        self._done = True
+                        return
+                if other.id() > target:
+                    first.skip_to(other.id())
+                    break
+            else:
+                if len(self._pairs) == 1 or self._starts():
+                    return
+                first.next()
+
+    def _starts(self) -> list[int]:
+        """Where the phrase starts on the current page (pair i at start + i)."""
+        pairs = self._pairs
+        starts = set(pairs[0].value_as("positions"))
+        for offset, other in enumerate(pairs[1:], start=1):
+            starts &= {p - offset for p in other.value_as("positions")}
+            if not starts:
+                return []
+        return sorted(starts)
+
+    def is_active(self) -> bool:
+        return not self._done and self._pairs[0].is_active()
+
+    def id(self) -> int:
+        return self._pairs[0].id()
+
+    def next(self) -> None:
+        self._pairs[0].next()
+        self._find()
+
+    def skip_to(self, id: int) -> None:
+        if self.is_active() and id > self.id():
+            self._pairs[0].skip_to(id)
+            self._find()
+
+    def all_ids(self) -> Iterator[int]:
+        while self.is_active():
+            yield self.id()
+            self.next()
+
+    def reset(self) -> None:
+        for matcher in self._pairs + self._words:
+            matcher.reset()
+        self._done = False
+        self._find()
 
     def copy(self) -> Any:
-        return self.__class__(self.child.copy())
-
-    def replace(self, minquality: float = 0) -> Any:
-        return self
-
-    def supports_block_quality(self) -> bool:
-        return False
-
-    def max_quality(self) -> float:
-        return 0.0
-
-    def block_quality(self) -> float:
-        return 0.0
-
-    def score(self) -> float:
-        return 0.0
-
-
-class _PairPhraseMatcher(_span_matcher_base()):  # type: ignore[misc]
-    """Pages with every pair of the phrase; for 3+ words, at consecutive positions."""
-
-    def __init__(self, child: Any, pair_matchers: list[Any]) -> None:
-        self.pair_matchers = pair_matchers
-        super().__init__(child)
-
-    def copy(self) -> Any:
-        raise NotImplementedError("a pair phrase matcher is not copied")
+        return self.__class__([m.copy() for m in self._pairs], [m.copy() for m in self._words])
 
     def replace(self, minquality: float = 0) -> Any:
         from whoosh import matching
 
         return self if self.is_active() else matching.NullMatcher()
 
+    def is_leaf(self) -> bool:
+        return False
+
+    def children(self) -> list[Any]:
+        return list(self._words)
+
+    def depth(self) -> int:
+        return 1
+
+    def supports(self, astype: str) -> bool:
+        return False
+
     def supports_block_quality(self) -> bool:
         return False
 
-    def _get_spans(self) -> list[int]:
-        """The phrase's start positions on the current page (empty: no match here).
+    def max_quality(self) -> float:
+        return _tree_sum([m.max_quality() for m in self._words])
 
-        Two words are one pair term: its presence is the match, no positions read."""
-        matchers = self.pair_matchers
-        if len(matchers) == 1:
-            return _PRESENT
-        starts = set(matchers[0].value_as("positions"))
-        for offset, other in enumerate(matchers[1:], start=1):
-            starts &= {p - offset for p in other.value_as("positions")}
-            if not starts:
-                return []
-        return sorted(starts)
+    def block_quality(self) -> float:
+        return _tree_sum([m.block_quality() for m in self._words])
+
+    def weight(self) -> float:
+        return _tree_sum([m.weight() for m in self._words])
+
+    def score(self) -> float:
+        return _tree_sum([m.score() for m in self._words])
 
     def spans(self) -> list[Any]:
         from whoosh.query.spans import Span
 
-        matchers = self.pair_matchers
-        starts = matchers[0].value_as("positions") if self._spans is _PRESENT else self._spans
-        return [Span(p, p + len(matchers)) for p in starts]
-
-
-_PRESENT = [-1]  # a non-empty answer of _get_spans when no positions were read
+        last = len(self._pairs)
+        starts = self._pairs[0].value_as("positions") if last == 1 else self._starts()
+        return [Span(p, p + last) for p in starts]
 
 
 _PARTIAL_DATE = re.compile(r"\d{4}(?:-\d{2}(?:-\d{2})?)?")
