@@ -164,3 +164,28 @@ def test_pair_phrases_skip_deleted_copies_across_segments(tmp_path, monkeypatch)
         assert paired == {query: _found(case, query) for query in queries}
         assert paired['"crude oil"'][0] > 0
     index.close_searchers()
+
+
+def test_totals_are_exact_when_block_max_skipping_skips(tmp_path):
+    """Pages that cannot reach the top are skipped a block at a time: the total then comes
+    from Whoosh's counting pass, and is still every matching page."""
+    with Case.open(tmp_path / "case", create=True) as case:
+        with case.transaction():
+            for number in range(1200):
+                # the first pages score higher and higher: the bound rises as they come
+                text = "oil " * (10 + number) if number < 30 else "oil " + "filler " * 200
+                source = case.record_source(
+                    path=f"/synthetic/{number}.pdf", sha256=f"{number:064x}", size=1,
+                    kind="pdf", status="ingested", page_count=1,
+                )  # fmt: skip
+                case.add_page(source, {"page_number": 1, "text": text, "text_source": "layer"})
+        index.sync(case)
+        with index._searcher(case) as searcher:  # the scene skips, as search() collects
+            collector = index._counting_collector(searcher, 20)
+            query = index.parse_query("oil")
+            context = searcher.context(needs_current=True)
+            searcher.search_with_collector(query, collector, context=context)
+            assert collector.skipped_times > 0
+        assert index.search(case, "oil").total == 1200
+        assert index.search(case, "oil", limit=5, offset=10).total == 1200
+    index.close_searchers()
