@@ -28,9 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from whoosh import collectors, sorting
 from whoosh import index as whoosh_index
 from whoosh import query as wquery
+from whoosh import sorting
 from whoosh.fields import ID, KEYWORD, NUMERIC, TEXT, Schema
 from whoosh.filedb.filestore import FileStorage, RamStorage
 from whoosh.index import LockError
@@ -921,28 +921,29 @@ def close_searchers() -> None:
 def search(case: Case, text: str, *, limit: int = 20, offset: int = 0) -> SearchResults:
     """Ranked pages for a query, ``limit`` at a time from ``offset``.
 
-    Hits are scored without collecting matched terms per document (that would switch off
-    Whoosh's block-max skipping); the words to highlight are the query's own positive
-    ``text`` terms (wildcards and fuzzy terms expanded) found on the page.
+    Hits are scored without collecting matched terms per document (a per-hit cost); the
+    words to highlight are the query's own positive ``text`` terms (wildcards and fuzzy
+    terms expanded) found on the page.
     """
     query = parse_query(text)
     with _searcher(case) as searcher:
         pagelen = max(limit, 1)
         page_number = offset // pagelen + 1
-        collector = _counting_collector(searcher, page_number * pagelen)
+        # One pass over every match, counting as it scores: no block-max skipping and
+        # no matcher replacement (a union narrowed to the side that can still reach the
+        # top). With them on, Whoosh counts the total in a second pass over every match
+        # (20-300 ms at 100,000 pages), and on page text, where matches spread evenly,
+        # they skipped 0 or 1 block of 128 pages for all but one of the bench's queries
+        # (25 for date:2014-08, 8 ms either way): 1.3-3x slower than this one pass.
+        collector = searcher.collector(limit=page_number * pagelen, optimize=False)
+        collector.replace = 0
         # needs_current: build the same matchers as a search that collects terms, so a
         # multi-term range scores a page by how many of its terms it has, whatever the
         # index size (Whoosh otherwise preloads such ORs with a flat score)
         context = searcher.context(needs_current=True)
         searcher.search_with_collector(query, collector, context=context)
-        found = collector.results()
-        if isinstance(collector, _CountingTopCollector) and not collector.skipped_times:
-            # Block-max skipping skipped nothing (the usual case on page text: matches
-            # spread evenly), so the pass visited every match and its count is the
-            # exact total; Whoosh would count them all again in a second pass (20-300 ms
-            # at 100,000 pages). When it did skip, that second pass gives the total.
-            found._total = collector.total
-        results = ResultsPage(found, page_number, pagelen)
+        # the count of this pass (TopCollector.count without skipping)
+        results = ResultsPage(collector.results(), page_number, pagelen)
         total = results.total
         page_ids = [hit["page_id"] for hit in results]
         scores = [hit.score or 0.0 for hit in results]
@@ -965,41 +966,6 @@ def search(case: Case, text: str, *, limit: int = 20, offset: int = 0) -> Search
             )
         )
     return SearchResults(query=text, total=total, offset=offset, hits=hits)
-
-
-class _CountingTopCollector(collectors.TopCollector):
-    """Whoosh's top-N collector with block-max skipping but without matcher replacement.
-
-    Why: replacement narrows a union to the side that can still reach the top, so the
-    pass no longer sees every match and its count is short; without it, a pass that
-    skipped no block has counted every match (see :func:`search`). Whoosh's own loop
-    refreshes the score bound only where it replaces; this one refreshes it at each
-    match, so skipping works as it did with replacement on.
-    """
-
-    def matches(self) -> Iterator[int]:
-        matcher = self.matcher
-        usequality = self._use_block_quality()
-        minscore = self.minscore
-        checkquality = True
-        while matcher.is_active():
-            if self.minscore != minscore:
-                checkquality = True
-                minscore = self.minscore
-            if usequality and checkquality and minscore is not None:
-                self.skipped_times += matcher.skip_to_quality(minscore)
-                if not matcher.is_active():
-                    break
-            yield matcher.id()
-            checkquality = matcher.next()
-
-
-def _counting_collector(searcher: Any, limit: int) -> Any:
-    """The collector for ``limit`` hits: Whoosh's choice, with our top-N one in its place."""
-    collector = searcher.collector(limit=limit)
-    if isinstance(collector, collectors.TopCollector):
-        return _CountingTopCollector(limit)
-    return collector
 
 
 def matching_page_ids(case: Case, text: str) -> list[str]:
