@@ -70,11 +70,19 @@ def phrase_case(tmp_path_factory):
 
 
 def _found(case, query, **kwargs):
+    """What search, bulk marking and the app's status counts answer for a query."""
     results = index.search(case, query, limit=500, **kwargs)
-    return results.total, [
+    hits = [
         (h.record["page_id"], h.score, h.snippet, h.snippet_matches, h.matches)
         for h in results.hits
     ]
+    return (
+        results.total,
+        hits,
+        index.matching_page_ids(case, query),
+        index.current_matching_page_ids(case, query),
+        index.count_by_status(case, query),
+    )
 
 
 def _random_phrases(count: int) -> list[str]:
