@@ -113,11 +113,14 @@ def _page_text_field() -> TEXT:
 
 
 def _pairs_field() -> TEXT:
+    """Adjacent word pairs of the page text, with positions (see :class:`PairPhrase`).
+
+    Nothing scores this field (phrases score by their words in ``text``), yet it stays
+    scorable: for a field without a lengths column Whoosh stats that missing column's
+    file for every posting it writes (+2.5 s per 700 pages); the lengths cost a byte a page.
+    """
     field = TEXT(analyzer=page_text_analyzer(), phrase=True)
     field.format = WordPairPositions(field_boost=field.format.field_boost)
-    # Scores come from the text field, but a field without lengths costs a file stat per
-    # posting when Whoosh writes a segment (it looks the missing column up each time):
-    # +2.5 s per 700 pages. The lengths are one byte per page.
     return field
 
 
