@@ -11,7 +11,7 @@ APT_PACKAGES := tesseract-ocr tesseract-ocr-eng tesseract-ocr-fas tesseract-ocr-
                 tesseract-ocr-osd strace fonts-noto-core fonts-farsiweb chromium \
                 libimage-exiftool-perl openssh-client
 
-.PHONY: setup system-deps test demo bench bench-quick lint format clean
+.PHONY: setup system-deps test demo bench bench-quick bench-search lint format clean
 
 setup: system-deps $(STAMP)
 
@@ -73,6 +73,10 @@ bench: setup
 
 bench-quick: setup
 	$(BIN)/python -m bench.run --quick
+
+# search at 700 and 100,000 pages and SQLite FTS5 beside it, nothing else (issue #15)
+bench-search: setup
+	$(BIN)/python -m bench.run --only search
 
 clean:
 	rm -rf build .pytest_cache .ruff_cache

@@ -9,8 +9,9 @@ bench/results/latest.json (--quick: quick.json) and prints a table. Generated da
 (fixture troves, copies, the large synthetic search case) is cached in ~/.cache/workbench-bench/ (or
 $WORKBENCH_BENCH_CACHE), keyed by a version string and a hash of fixtures/*.py.
 
-Usage: python -m bench.run [--quick]   (--quick: small sizes, a CI smoke test; no speed
-goal is judged)
+Usage: python -m bench.run [--quick] [--only search]   (--quick: small sizes, a CI smoke
+test; no speed goal is judged. --only search: the born-digital case, search at both sizes
+and SQLite FTS5 beside it, nothing else; written to bench/results/only-search.json)
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import app, checks, digital, lines, safe_export, scanned, search, startup
+from bench import app, checks, digital, fts5, lines, safe_export, scanned, search, startup
 from bench.common import CORES, RESULTS, cache_root, fixtures_key
 
 
@@ -79,11 +80,15 @@ def _timed(sections: dict[str, float], name: str, func, *args):
         sections[name] = round(time.perf_counter() - started, 1)
 
 
-def measure(sizes: Sizes, work: Path) -> dict[str, Any]:
+ONLY = ("search",)  # --only: groups of sections that can run alone
+
+
+def measure(sizes: Sizes, work: Path, only: str | None = None) -> dict[str, Any]:
     sections: dict[str, float] = {}
     results: dict[str, Any] = {"sections_seconds": sections}
-    results["scanned"] = _timed(sections, "scanned", scanned.run, work, sizes.scanned_pages)
-    results["lines"] = _timed(sections, "lines", lines.run, work, sizes.lines_per_script)
+    if only is None:
+        results["scanned"] = _timed(sections, "scanned", scanned.run, work, sizes.scanned_pages)
+        results["lines"] = _timed(sections, "lines", lines.run, work, sizes.lines_per_script)
     born = _timed(sections, "born_digital", digital.speed, work, sizes.digital_pages)
     results["born_digital"] = born
     small_case = Path(born.pop("case_dir"))
@@ -91,16 +96,26 @@ def measure(sizes: Sizes, work: Path) -> dict[str, Any]:
         "pages": born["pages"],
         **_timed(sections, "search_small", search.latency, small_case),
     }
-    results["startup"] = {
-        "pages": born["pages"],
-        **_timed(sections, "startup", startup.measure, small_case, work, sizes.startup_rounds),
-    }
+    if only is None:
+        results["startup"] = {
+            "pages": born["pages"],
+            **_timed(sections, "startup", startup.measure, small_case, work, sizes.startup_rounds),
+        }
     folder, info = _timed(sections, "search_large_build", search.large_case, sizes.search_pages)
     results["search_large"] = {
         "pages": sizes.search_pages,
         "build": info,
         **_timed(sections, "search_large", search.latency, folder),
     }
+    # SQLite FTS5 on the same texts and queries, right after Whoosh (issue #15)
+    results["fts5_small"] = _timed(
+        sections, "fts5_small", fts5.run, small_case, work, results["search_small"]
+    )
+    results["fts5_large"] = _timed(
+        sections, "fts5_large", fts5.run, folder, work, results["search_large"]
+    )
+    if only is not None:
+        return results
     results["checks"] = {
         "ingest_seconds": born["ingest_seconds"],
         "small": _timed(sections, "checks_small", checks.measure, small_case, work, "small"),
@@ -119,6 +134,8 @@ def measure(sizes: Sizes, work: Path) -> dict[str, Any]:
 
 def rows(results: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
     """(figure, value, goal, passed) for the table; passed None when there is no goal."""
+    if "scanned" not in results:  # --only search
+        return search_rows(results)
     out: list[tuple[str, str, str, bool | None]] = []
     s = results["scanned"]
     n, c = s["pages"], s["jobs"]
@@ -172,19 +189,7 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
     again = b["reingest_unchanged_seconds"]
     out.append(("  re-ingest unchanged", f"{again} s", "<= 1 s", again <= 1))
     out.extend(startup.rows(results["startup"]))
-    build = results["search_large"]["build"]
-    if not build["cached"]:
-        seconds = build["rows_seconds"] + build["index_seconds"]
-        pages = f"{results['search_large']['pages']:,}"
-        out.append((f"build {pages}-page search case (once)", f"{seconds:.0f} s", "", None))
-    for key, goal in (("search_small", 10.0), ("search_large", 100.0)):
-        r = results[key]
-        label = f"search, {r['pages']:,} pages"
-        out.append((f"{label}: p50", f"{r['p50_ms']} ms", "", None))
-        out.append((f"{label}: p95", f"{r['p95_ms']} ms", f"<= {goal:g} ms", r["p95_ms"] <= goal))
-        if r["failed_queries"]:
-            failed = len(r["failed_queries"])
-            out.append((f"{label}: queries that fail", f"{failed}", "0", False))
+    out.extend(search_rows(results))
     k = results["checks"]
     small, large = k["small"], k["large"]
     out.append((f"checks, {small['pages']:,} pages (all, first run)", f"{small['seconds']} s", "",
@@ -227,6 +232,48 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
     return out
 
 
+def search_rows(results: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
+    """Search at both sizes, the ratios issue #15 sets as goals, and FTS5 beside it."""
+    out: list[tuple[str, str, str, bool | None]] = []
+    build = results["search_large"]["build"]
+    pages = f"{results['search_large']['pages']:,}"
+    if not build["cached"]:
+        seconds = build["rows_seconds"] + build["index_seconds"]
+        out.append((f"build {pages}-page search case (once)", f"{seconds:.0f} s", "", None))
+    elif "reindex_seconds" in build:
+        out.append((f"  Whoosh index of the {pages} pages (new layout)",
+                    f"{build['reindex_seconds']} s", "", None))  # fmt: skip
+    for key, goal in (("search_small", 10.0), ("search_large", 100.0)):
+        r = results[key]
+        label = f"search, {r['pages']:,} pages"
+        out.append((f"{label}: p50", f"{r['p50_ms']} ms", "", None))
+        out.append((f"{label}: p95", f"{r['p95_ms']} ms", f"<= {goal:g} ms", r["p95_ms"] <= goal))
+        if r["failed_queries"]:
+            failed = len(r["failed_queries"])
+            out.append((f"{label}: queries that fail", f"{failed}", "0", False))
+    small, large = results["search_small"], results["search_large"]
+    for stat, goal in (("p95", 8.0), ("p50", 4.0)):
+        ratio = round(large[f"{stat}_ms"] / small[f"{stat}_ms"], 1)
+        out.append((f"  ratio {stat} {large['pages']:,} / {small['pages']:,} pages",
+                    f"{ratio}x", f"<= {goal:g}x", ratio <= goal))  # fmt: skip
+    for key in ("fts5_small", "fts5_large"):
+        f = results.get(key)
+        if not f:
+            continue
+        size = (small if key == "fts5_small" else large)["pages"]
+        label = f"FTS5, {size:,} pages ({f['queries']} queries)"
+        out.append((f"{label}: p50 / p95", f"{f['p50_ms']} / {f['p95_ms']} ms", "", None))
+        b = f["build"]
+        built = f"{b['fts5_build_seconds']} (+{b['normalize_seconds']}) s"
+        out.append(("  FTS5 build (+ normalising the texts)", built, "", None))
+        out.append(("  workbench p95 / FTS5 p95", f"{f['ratio_workbench_p95_vs_fts5']}x", "",
+                    None))  # fmt: skip
+        if f["totals_differ"]:
+            out.append(("  totals differing from workbench", str(len(f["totals_differ"])), "0",
+                        False))  # fmt: skip
+    return out
+
+
 def table(results: dict[str, Any], quick: bool) -> str:
     lines = [f"{'figure':<46} {'value':>16}  {'goal':<16} result", "-" * 90]
     for figure, value, goal, passed in rows(results):
@@ -246,6 +293,7 @@ def table(results: dict[str, Any], quick: bool) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes (CI smoke test)")
+    parser.add_argument("--only", choices=ONLY, help="run only these sections")
     args = parser.parse_args()
     sizes = QUICK if args.quick else FULL
     started = time.perf_counter()
@@ -256,7 +304,7 @@ def main() -> int:
         "cache": str(cache_root() / fixtures_key()),
     }
     with tempfile.TemporaryDirectory(prefix="wb-bench-") as tmp:
-        results.update(measure(sizes, Path(tmp)))
+        results.update(measure(sizes, Path(tmp), args.only))
     results["total_seconds"] = round(time.perf_counter() - started, 1)
     results["table"] = [
         {"figure": f.strip(), "value": v, "goal": g, "passed": p} for f, v, g, p in rows(results)
@@ -264,7 +312,10 @@ def main() -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     text = json.dumps(results, indent=2, ensure_ascii=False) + "\n"
     # --quick must not overwrite the figures of the last full run.
-    written = RESULTS / ("quick.json" if args.quick else "latest.json")
+    name = "quick" if args.quick else "latest"
+    if args.only:
+        name = f"{'quick-' if args.quick else ''}only-{args.only}"
+    written = RESULTS / f"{name}.json"
     written.write_text(text, encoding="utf-8")
     info = results["machine"]
     print(f"workbench bench ({'quick' if args.quick else 'full'}): {info['cpus']} cores, "

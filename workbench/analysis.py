@@ -69,6 +69,8 @@ from workbench.unicode_marks import UNICODE_VERSION as MARKS_UNICODE_VERSION
 __all__ = [
     "NormalizedPositions",
     "NormalizingTokenizer",
+    "PAIR_SEPARATOR",
+    "WordPairPositions",
     "normalize",
     "normalize_query",
     "normalize_with_offsets",
@@ -524,6 +526,41 @@ class NormalizedPositions(Positions):
             if count > 1:  # Whoosh stores position deltas
                 poslist = [b - a for a, b in zip([0, *poslist], poslist, strict=False)]
             yield word, count, float(count) * boost, _pack_uint(count) + _pickle(poslist, 2)
+
+
+# Joins the two words of a pair term: tokens never hold a space.
+PAIR_SEPARATOR = " "
+
+
+class WordPairPositions(Positions):
+    """Postings of adjacent word pairs (shingles), at the position of the pair's first word.
+
+    Why: a phrase query otherwise intersects its words (each on tens of thousands of pages
+    at 100,000 pages) and reads their positions on every page having them all. The pair
+    ``"crude oil"`` is one term here, so a two-word phrase is one posting list, and a
+    longer one is its pairs at consecutive positions (exactly the pages where the words
+    are adjacent in order: pair i at p, pair i+1 at p+1). The words are the page
+    analyzer's own tokens (:func:`normalize` then ``_TOKEN_RE``), so Persian/Arabic folding,
+    ZWNJ joins and line breaks treat pairs exactly as they treat the text field's
+    positions. Only the page analyzer is supported: the field is filled from page text.
+    """
+
+    def word_values(self, value, analyzer, **kwargs):  # type: ignore[no-untyped-def]
+        words = _TOKEN_RE.findall(normalize(value))
+        positions: dict[str, list[int]] = {}
+        for pos in range(len(words) - 1):
+            pair = words[pos] + PAIR_SEPARATOR + words[pos + 1]
+            found = positions.get(pair)
+            if found is None:
+                positions[pair] = [pos]
+            else:
+                found.append(pos)
+        boost = self.field_boost
+        for pair, poslist in positions.items():
+            count = len(poslist)
+            if count > 1:  # Whoosh stores position deltas
+                poslist = [b - a for a, b in zip([0, *poslist], poslist, strict=False)]
+            yield pair, count, float(count) * boost, _pack_uint(count) + _pickle(poslist, 2)
 
 
 def _is_page_analyzer(analyzer: object) -> bool:

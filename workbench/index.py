@@ -39,7 +39,9 @@ from whoosh.util.filelock import try_for
 
 from workbench import views
 from workbench.analysis import (
+    PAIR_SEPARATOR,
     NormalizedPositions,
+    WordPairPositions,
     normalize_query,
     page_text_analyzer,
     word_spans,
@@ -49,7 +51,8 @@ from workbench.store import Case
 
 # The folder name carries the index layout version: a new layout is built beside the old
 # one from the case database (every page is queued when the folder is new).
-INDEX_DIRNAME = "index-v5"  # v5: partner and disagree fields (issue #14)
+# v5: partner and disagree fields (issue #14); v6: the pairs field (issue #15)
+INDEX_DIRNAME = "index-v6"
 DEFAULT_WRITER_TIMEOUT = 30.0
 SYNC_BATCH = 500
 # Whoosh's posting pool spills sorted runs to disk past this many MB. It counts encoded
@@ -109,6 +112,18 @@ def _page_text_field() -> TEXT:
     return field
 
 
+def _pairs_field() -> TEXT:
+    """Adjacent word pairs of the page text, with positions (see :class:`PairPhrase`).
+
+    Nothing scores this field (phrases score by their words in ``text``), yet it stays
+    scorable: for a field without a lengths column Whoosh stats that missing column's
+    file for every posting it writes (+2.5 s per 700 pages); the lengths cost a byte a page.
+    """
+    field = TEXT(analyzer=page_text_analyzer(), phrase=True)
+    field.format = WordPairPositions(field_boost=field.format.field_boost)
+    return field
+
+
 def schema() -> Schema:
     return Schema(
         page_id=ID(stored=True, unique=True),
@@ -116,6 +131,8 @@ def schema() -> Schema:
         source=ID(),  # the file name, lower-cased when indexed
         page=NUMERIC(int, stored=True),
         text=_page_text_field(),
+        # the page's adjacent word pairs, for phrases in ``text`` (see PairPhrase)
+        pairs=_pairs_field(),
         text_source=ID(stored=True),
         lang=ID(stored=True),
         status=ID(stored=True),
@@ -293,6 +310,7 @@ def _document(row: dict[str, Any], dates: list[str]) -> dict[str, Any]:
         "source": os.path.basename(path).lower(),
         "page": row["page_number"],
         "text": row["text"],
+        "pairs": row["text"],
         "text_source": row["text_source"],
         "lang": page_language(row["text"], row["ocr_lang"]),
         "status": row["status"] or "unreviewed",
@@ -472,7 +490,7 @@ def parse_query(text: str):
     problem = _query_error(query)
     if problem:
         raise QueryError(f"cannot understand the query {text!r}: {problem}")
-    return _rewrite_dates(query)
+    return _pair_phrases(_rewrite_dates(query))
 
 
 _PARTNER_STATUSES = ("unreviewed", "verified", "disputed", "illegible")
@@ -581,6 +599,188 @@ def _date_span(low: str | None, high: str | None) -> wquery.Query | None:
     # matchers, which costs several times more per page at 100,000 pages).
     union.matcher_type = wquery.Or.ARRAY_MATCHER
     return union
+
+
+def _pair_phrases(query: wquery.Query) -> wquery.Query:
+    """Exact phrases in ``text`` become :class:`PairPhrase` (same words, same meaning)."""
+    if isinstance(query, wquery.Phrase):
+        if type(query) is wquery.Phrase and query.fieldname == "text" and query.slop == 1:
+            return PairPhrase(
+                query.fieldname, query.words, boost=query.boost, char_ranges=query.char_ranges
+            )
+        return query
+    if query.is_leaf():
+        return query
+    return query.apply(_pair_phrases)
+
+
+class PairPhrase(wquery.Phrase):
+    """A phrase in ``text`` answered from the ``pairs`` field; matches and scores unchanged.
+
+    Why: Whoosh's phrase intersects the phrase's words and reads their positions on every
+    page that has them all (400-700 ms at 100,000 pages for a phrase of common words).
+    Here the pages are those holding every adjacent pair of the phrase (one posting list
+    for two words) with, for three words or more, pair i at position p + i: the same
+    pages as adjacent words in order. The score is still the sum of the words' own
+    scores in ``text`` (what Whoosh's phrase gives), from the same term matchers in the
+    same tree, so the ranking is identical. An index without the field (a scratch one
+    of another layout) takes Whoosh's own path.
+    """
+
+    def matcher(self, searcher: Any, context: Any = None) -> Any:
+        from whoosh import matching
+
+        schema_ = searcher.schema
+        if self.slop != 1 or len(self.words) < 2 or "pairs" not in schema_:
+            return super().matcher(searcher, context)
+        field = schema_[self.fieldname]
+        reader = searcher.reader()
+        word_matchers = []
+        for word in self.words:
+            try:
+                word = field.to_bytes(word)
+            except ValueError:
+                return matching.NullMatcher()
+            if (self.fieldname, word) not in reader:
+                return matching.NullMatcher()
+            word_matchers.append(wquery.Term(self.fieldname, word).matcher(searcher, context))
+        pair_matchers = []
+        for first, second in itertools.pairwise(self.words):
+            pair = first + PAIR_SEPARATOR + second
+            if ("pairs", pair) not in reader:
+                return matching.NullMatcher()
+            pair_matchers.append(reader.postings("pairs", pair))
+        m: Any = _PairPhraseMatcher(pair_matchers, word_matchers)
+        if self.boost != 1.0:
+            m = matching.WrappingMatcher(m, boost=self.boost)
+        return m
+
+
+def _tree_sum(values: list[float]) -> float:
+    """Sum in the order of Whoosh's binary tree of intersections (make_binary_tree), whose
+    score is a.score() + b.score(): the same floats, so the same ranking."""
+    if len(values) == 1:
+        return values[0]
+    half = len(values) // 2
+    return _tree_sum(values[:half]) + _tree_sum(values[half:])
+
+
+def _matcher_base() -> Any:
+    from whoosh.matching.mcore import Matcher
+
+    return Matcher
+
+
+class _PairPhraseMatcher(_matcher_base()):  # type: ignore[misc]
+    """Pages with every pair of the phrase (for 3+ words, at consecutive positions), driven
+    by the first pair's posting list; scored by the words' own matchers.
+
+    Why not Whoosh's intersection and span wrappers around the same lists: at 100,000
+    pages their per-page method calls cost more than the postings (10-15 µs a match)."""
+
+    def __init__(self, pairs: list[Any], words: list[Any]) -> None:
+        self._pairs = pairs
+        self._words = words
+        self._others = pairs[1:] + words
+        self._done = False
+        self._find()
+
+    def _find(self) -> None:
+        first = self._pairs[0]
+        others = self._others
+        while first.is_active():
+            target = first.id()
+            for other in others:
+                if other.id() < target:
+                    other.skip_to(target)
+                    if not other.is_active():
+                        self._done = True
+                        return
+                if other.id() > target:
+                    first.skip_to(other.id())
+                    break
+            else:
+                if len(self._pairs) == 1 or self._starts():
+                    return
+                first.next()
+
+    def _starts(self) -> list[int]:
+        """Where the phrase starts on the current page (pair i at start + i)."""
+        pairs = self._pairs
+        starts = set(pairs[0].value_as("positions"))
+        for offset, other in enumerate(pairs[1:], start=1):
+            starts &= {p - offset for p in other.value_as("positions")}
+            if not starts:
+                return []
+        return sorted(starts)
+
+    def is_active(self) -> bool:
+        return not self._done and self._pairs[0].is_active()
+
+    def id(self) -> int:
+        return self._pairs[0].id()
+
+    def next(self) -> None:
+        self._pairs[0].next()
+        self._find()
+
+    def skip_to(self, id: int) -> None:
+        if self.is_active() and id > self.id():
+            self._pairs[0].skip_to(id)
+            self._find()
+
+    def all_ids(self) -> Iterator[int]:
+        while self.is_active():
+            yield self.id()
+            self.next()
+
+    def reset(self) -> None:
+        for matcher in self._pairs + self._words:
+            matcher.reset()
+        self._done = False
+        self._find()
+
+    def copy(self) -> Any:
+        return self.__class__([m.copy() for m in self._pairs], [m.copy() for m in self._words])
+
+    def replace(self, minquality: float = 0) -> Any:
+        from whoosh import matching
+
+        return self if self.is_active() else matching.NullMatcher()
+
+    def is_leaf(self) -> bool:
+        return False
+
+    def children(self) -> list[Any]:
+        return list(self._words)
+
+    def depth(self) -> int:
+        return 1
+
+    def supports(self, astype: str) -> bool:
+        return False
+
+    def supports_block_quality(self) -> bool:
+        return False
+
+    def max_quality(self) -> float:
+        return _tree_sum([m.max_quality() for m in self._words])
+
+    def block_quality(self) -> float:
+        return _tree_sum([m.block_quality() for m in self._words])
+
+    def weight(self) -> float:
+        return _tree_sum([m.weight() for m in self._words])
+
+    def score(self) -> float:
+        return _tree_sum([m.score() for m in self._words])
+
+    def spans(self) -> list[Any]:
+        from whoosh.query.spans import Span
+
+        last = len(self._pairs)
+        starts = self._pairs[0].value_as("positions") if last == 1 else self._starts()
+        return [Span(p, p + last) for p in starts]
 
 
 _PARTIAL_DATE = re.compile(r"\d{4}(?:-\d{2}(?:-\d{2})?)?")
@@ -724,20 +924,28 @@ def close_searchers() -> None:
 def search(case: Case, text: str, *, limit: int = 20, offset: int = 0) -> SearchResults:
     """Ranked pages for a query, ``limit`` at a time from ``offset``.
 
-    Hits are scored without collecting matched terms per document (that would switch off
-    Whoosh's block-max skipping); the words to highlight are the query's own positive
-    ``text`` terms (wildcards and fuzzy terms expanded) found on the page.
+    Hits are scored without collecting matched terms per document (a per-hit cost); the
+    words to highlight are the query's own positive ``text`` terms (wildcards and fuzzy
+    terms expanded) found on the page.
     """
     query = parse_query(text)
     with _searcher(case) as searcher:
         pagelen = max(limit, 1)
         page_number = offset // pagelen + 1
-        collector = searcher.collector(limit=page_number * pagelen)
+        # One pass over every match, counting as it scores: no block-max skipping and
+        # no matcher replacement (a union narrowed to the side that can still reach the
+        # top). With them on, Whoosh counts the total in a second pass over every match
+        # (20-300 ms at 100,000 pages), and on page text, where matches spread evenly,
+        # they skipped 0 or 1 block of 128 pages for all but one of the bench's queries
+        # (25 for date:2014-08, 8 ms either way): 1.3-3x slower than this one pass.
+        collector = searcher.collector(limit=page_number * pagelen, optimize=False)
+        collector.replace = 0
         # needs_current: build the same matchers as a search that collects terms, so a
         # multi-term range scores a page by how many of its terms it has, whatever the
         # index size (Whoosh otherwise preloads such ORs with a flat score)
         context = searcher.context(needs_current=True)
         searcher.search_with_collector(query, collector, context=context)
+        # the count of this pass (TopCollector.count without skipping)
         results = ResultsPage(collector.results(), page_number, pagelen)
         total = results.total
         page_ids = [hit["page_id"] for hit in results]
