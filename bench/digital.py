@@ -94,7 +94,8 @@ def floor(trove: Path) -> dict[str, Any]:
     """The two steps a born-digital ingest cannot skip, timed on the same pages, in this
     process, one after the other: PyMuPDF's text extraction of every page (open each
     file, ``get_text()`` each page) and Whoosh indexing those texts (workbench's schema
-    and analyzer, one writer with ingest's posting pool, one commit, a fresh folder).
+    and analyzer, the pairs field included, one writer with ingest's posting pool, one
+    commit, a fresh folder).
     Imports are done before the clock starts; the ingest's own start-up is its cost.
     The CPU time beside it (one process: about its wall time on an idle machine) is
     compared with all the CPU of the ingest and its workers, which load disturbs less."""
@@ -119,10 +120,13 @@ def floor(trove: Path) -> dict[str, Any]:
         started = time.perf_counter()
         ix = FileStorage(folder, supports_mmap=False).create_index(index.schema())
         writer = ix.writer(limitmb=index.WRITER_LIMIT_MB)
+        # the text twice, as the ingest indexes it: its words, and its adjacent word
+        # pairs for phrases (index layout v6)
         for serial, (path, number, text) in enumerate(texts, start=1):
             writer.add_document(page_id=f"WB-{serial:06d}", path=path, page=number, text=text,
-                                source=Path(path).name.lower(), text_source="layer",
-                                lang="eng", status="unreviewed")  # fmt: skip
+                                pairs=text, source=Path(path).name.lower(),
+                                text_source="layer", lang="eng",
+                                status="unreviewed")  # fmt: skip
         writer.commit()
         indexing = time.perf_counter() - started
     cpu = time.process_time() - cpu_started
