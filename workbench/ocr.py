@@ -372,12 +372,15 @@ def _engine(lang: str) -> Any:
 
 
 def _set_image(api: Any, image: Image.Image) -> None:
-    """Hand the pixels over as they are (8-bit gray, row by row): no file, no encoding."""
+    """Hand the pixels over as they are (8-bit gray, row by row): no file, no encoding.
+
+    No resolution is given: Tesseract estimates it from the text, as it did from the
+    TIFF files handed to the program before (whose resolution field PIL wrote as 1). A
+    scan's own dpi in ``image.info`` is stale once ingest has resampled it to 300 dpi:
+    passing it changed the text of 4 of the 40 benchmark scans.
+    """
     gray = _to_gray(image)
     api.SetImageBytes(gray.tobytes(), gray.width, gray.height, 1, gray.width)
-    dpi = image.info.get("dpi")
-    if dpi and dpi[0]:
-        api.SetSourceResolution(round(float(dpi[0])))  # what a TIFF would have said
 
 
 def _run(
