@@ -21,29 +21,32 @@ and the line is cut out, scaled and read with Tesseract's single-line segmentati
 (psm 7). Its ``orientation_method`` ends in ``+line``.
 
 Measured on the 40 benchmark scans (bench/scanned.py), everything but the full read costs
-~0.35 CPU-s a page (the trial ~0.2, image work ~0.15) against ~1 s for the read itself.
+~0.25 CPU-s a page (the trial ~0.12, image work ~0.12) against ~1 s for the read itself.
 The previous design (OSD on every page, trials when OSD was unsure, a thrown-away
 ``fas+eng`` read when OSD named no script) cost ~1.2 s a page more, with the same
 orientations and skews and the same or lower CER.
 
-Tesseract runs inside the process (issue #15), through tesserocr: its wheel bundles
-libtesseract 5.5 (built without OpenMP: single-threaded, as a pool of single-threaded
-workers wants) and reads the language packs of the system's Tesseract, found with
-``tesseract --list-langs`` once per process. One engine object per language set stays
-loaded for the life of the process (a worker reads many pages), and page images are
-handed over as raw 8-bit pixels: no process start, no model load, no image file per
-Tesseract call. Measured on the 40 benchmark scans (BENCHMARKS.md, "Scanned ingest at
-the limit"): the trial went from ~0.2 CPU-s a page (a process, half of it loading the
-models) to ~0.05, and the hand-over through TIFF files disappeared.
+Tesseract runs inside the process (issue #15), through tesserocr built against the
+system's libtesseract (the library of the ``tesseract`` program; ``make setup`` builds
+it), reading the system's language packs, found with ``tesseract --list-langs`` once per
+process. One engine object per language set stays loaded for the life of the process (a
+worker reads many pages), and page images are handed over as raw 8-bit pixels: no
+process start, no model load, no image file per Tesseract call. Measured on the 40
+benchmark scans (BENCHMARKS.md, "Scanned ingest at the limit"): the trial went from
+~0.24 CPU-s a page (a process, half of it loading the models) to ~0.12, the hand-over
+through TIFF files disappeared, and every page's text stayed the same.
 
 A page's Tesseract calls share one time budget (``timeout``): recognition checks it and
 stops (an OcrError, the page kept without text, retried by the next run). Layout
 analysis does not check it; a worker stuck there is killed by the ingest's pool, whose
-limit for a page in OCR is that budget plus the job's own (workbench.pipeline).
+limit for a page in OCR is that budget plus the job's own, and the page is kept as an
+OCR failure, as when Tesseract crashes its worker (workbench.pipeline).
 
-``OMP_THREAD_LIMIT=1`` is still set at import, for the ``tesseract`` program other
-parts run (the safe export's text layer): OpenMP inside Tesseract on a busy machine
-made a dense page 7x slower (10.1 s vs 1.36 s measured on 2 cores).
+``OMP_THREAD_LIMIT=1`` is set at import, before tesserocr (imported on first use) loads
+libtesseract and its OpenMP runtime, which reads it then; it also reaches the
+``tesseract`` program other parts run (the safe export's text layer). OpenMP inside
+Tesseract on a busy machine made a dense page 7x slower (10.1 s vs 1.36 s measured on 2
+cores).
 
 Nothing here opens a network connection: Tesseract is a library and a local program.
 """
@@ -52,7 +55,8 @@ from __future__ import annotations
 
 import os
 
-# Before anything can start a Tesseract program: its child processes inherit os.environ.
+# Before tesserocr loads libtesseract (its OpenMP runtime reads this once, then) and before
+# any Tesseract program starts (child processes inherit os.environ).
 os.environ["OMP_THREAD_LIMIT"] = "1"
 
 import functools  # noqa: E402
@@ -352,7 +356,7 @@ class _Deadline:
 
 
 #: One engine per language set ("fas+eng", "fas", "osd"), loaded on first use and kept
-#: for the life of the process: loading fas+eng costs ~0.1 s, a trial ~0.05 s.
+#: for the life of the process: loading fas+eng costs ~0.1 s, a whole trial ~0.12 s.
 _engines: dict[str, Any] = {}
 
 
