@@ -9,7 +9,8 @@ DEMO   ?= build/demo
 
 APT_PACKAGES := tesseract-ocr tesseract-ocr-eng tesseract-ocr-fas tesseract-ocr-ara \
                 tesseract-ocr-osd strace fonts-noto-core fonts-farsiweb chromium \
-                libimage-exiftool-perl openssh-client
+                libimage-exiftool-perl openssh-client \
+                libtesseract-dev libleptonica-dev pkg-config g++ python3-dev
 
 .PHONY: setup system-deps test demo bench bench-quick bench-search lint format clean
 
@@ -18,7 +19,10 @@ setup: system-deps $(STAMP)
 # Tesseract 5 with eng/fas/ara (+osd for orientation), strace for the no-network test,
 # the Persian fonts the fixture generator typesets with, and chromium, in which a test
 # renders the HTML report, ExifTool, which reads every metadata tag for the checks, and
-# OpenSSH's ssh-keygen, which signs and verifies review-log checkpoints.
+# OpenSSH's ssh-keygen, which signs and verifies review-log checkpoints; and Tesseract's
+# library headers with a compiler, to build tesserocr (in-process Tesseract) against the
+# SAME Tesseract as the program above (its own wheel bundles another version, whose
+# Persian reading differs: see README "Install").
 system-deps:
 	@missing=""; \
 	command -v tesseract >/dev/null 2>&1 || missing="yes"; \
@@ -29,6 +33,8 @@ system-deps:
 	command -v chromium >/dev/null 2>&1 || missing="yes"; \
 	command -v exiftool >/dev/null 2>&1 || missing="yes"; \
 	command -v ssh-keygen >/dev/null 2>&1 || missing="yes"; \
+	command -v g++ >/dev/null 2>&1 || missing="yes"; \
+	pkg-config --exists tesseract lept 2>/dev/null || missing="yes"; \
 	[ -f /usr/share/fonts/truetype/noto/NotoNaskhArabic-Regular.ttf ] || missing="yes"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = "0" ]; then \
@@ -44,7 +50,8 @@ system-deps:
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
-	$(BIN)/pip install -q -e '.[dev,cluster]'
+	# --no-binary tesserocr: built against the system libtesseract (see system-deps)
+	$(BIN)/pip install -q --no-binary tesserocr -e '.[dev,cluster]'
 	@touch $(STAMP)
 
 test: setup

@@ -81,11 +81,12 @@ def _cpu() -> tuple[float, float]:
 def tesseract_limit(trove: Path) -> dict[str, Any]:
     """Sum of single-threaded plain Tesseract time over the pages (upright, one language).
 
-    Each page image is first written, untimed, as the uncompressed TIFF that workbench
-    itself hands Tesseract; then only the ``tesseract`` run is timed. (Timing
-    ``pytesseract.image_to_string`` instead would count its PNG encoding, about half of
-    each call on these noisy scans, and flatter the ratio.) ``cpu_seconds_sum`` is the
-    CPU time of the same runs.
+    Each page image is first written, untimed, as an uncompressed TIFF; then only the
+    ``tesseract`` run is timed: one process start, one model load and one full read per
+    page. (Timing ``pytesseract.image_to_string`` instead would count its PNG encoding,
+    about half of each call on these noisy scans, and flatter the ratio.) workbench
+    itself reads pages with Tesseract inside its workers (tesserocr, the same library),
+    handing it raw pixels. ``cpu_seconds_sum`` is the CPU time of the same runs.
     """
     env = {**os.environ, "OMP_THREAD_LIMIT": "1"}
     total = cpu_total = 0.0

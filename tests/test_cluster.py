@@ -178,6 +178,8 @@ def _page_count(case_dir: Path) -> int:
     db = sqlite3.connect(case_dir / "workbench.sqlite", timeout=5)
     try:
         return db.execute("SELECT count(*) FROM pages").fetchone()[0]
+    except sqlite3.OperationalError:  # the file is there, its tables not yet
+        return 0
     finally:
         db.close()
 

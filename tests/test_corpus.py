@@ -134,7 +134,7 @@ def test_enormous_page_enlarged_past_every_cap_is_read_with_capped_renders(tmp_p
     monkeypatch.setattr(
         readers,
         "_ocr",
-        lambda image, lang: ocr_input.append(image.size) or {"text": "", "text_source": "none"},
+        lambda image, lang, *_: ocr_input.append(image.size) or {"text": "", "text_source": "none"},
     )
     result = readers.analyse_page(readers.PageJob(str(path), "pdf", 0, None, "eng"))
     assert result["page_sha256"] and result["width_pt"] == 21600

@@ -20,7 +20,7 @@ import shutil
 
 import pymupdf
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 from workbench import ocr
 from workbench.errors import OcrError
@@ -234,9 +234,7 @@ def test_osd_decides_when_the_trial_reads_nothing(
 def test_plain_tesseract_fails_upside_down(persian_page: Image.Image) -> None:
     """Why orientation matters: without it an upside-down page reads as garbage."""
     _need("fas")
-    import pytesseract
-
-    text = pytesseract.image_to_string(_turned(persian_page, 180), lang="fas")
+    text = ocr._rebuild_text(ocr._run(_turned(persian_page, 180), "fas", 3, ocr._Deadline(60)))[0]
     assert character_error_rate("\n".join(FA_HALF), text) > 0.5
 
 
@@ -284,19 +282,13 @@ def test_timeout_raises_ocr_error(english_page: Image.Image) -> None:
 
 def test_tesseract_failure_raises_ocr_error() -> None:
     _need("eng")
-    with pytest.raises(OcrError, match="Tesseract failed"):
-        ocr._run(
-            ocr.pytesseract.image_to_data,
-            Image.new("L", (50, 50), 255),
-            ocr._Deadline(30),
-            lang="eng",
-            config="--psm 99",
-        )
+    with pytest.raises(OcrError, match="Tesseract could not load the language data 'xyz'"):
+        ocr._run(Image.new("L", (50, 50), 255), "xyz", 3, ocr._Deadline(30))
 
 
 def test_missing_tesseract_raises_ocr_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ocr.pytesseract.pytesseract, "tesseract_cmd", "/nonexistent/tesseract")
-    ocr.available_languages.cache_clear()
+    monkeypatch.setattr(ocr, "TESSERACT_PROGRAM", "/nonexistent/tesseract")
+    ocr._installed.cache_clear()
     ocr.tesseract_version.cache_clear()
     try:
         with pytest.raises(OcrError, match="apt-get install tesseract-ocr"):
@@ -304,10 +296,29 @@ def test_missing_tesseract_raises_ocr_error(monkeypatch: pytest.MonkeyPatch) -> 
         with pytest.raises(OcrError, match="not installed"):
             ocr.tesseract_version()
         with pytest.raises(OcrError, match="not installed"):
-            ocr._run(ocr.pytesseract.image_to_string, Image.new("L", (9, 9)), ocr._Deadline(5))
+            ocr.recognize(Image.new("L", (9, 9)), "eng")
     finally:
-        ocr.available_languages.cache_clear()
+        ocr._installed.cache_clear()
         ocr.tesseract_version.cache_clear()
+
+
+def test_the_engine_reads_the_system_language_packs_in_process() -> None:
+    """One engine per language set, kept loaded; the version recorded with each page is
+    the library's that reads it, and it reads the packs `tesseract --list-langs` lists."""
+    _need("eng")
+    import tesserocr
+
+    folder, installed = ocr._installed()
+    assert "eng" in installed and os.path.isfile(os.path.join(folder, "eng.traineddata"))
+    assert ocr.tesseract_version() == tesserocr.PyTessBaseAPI.Version().split()[0]
+    image = Image.new("L", (400, 120), 255)
+    ImageDraw.Draw(image).text((20, 30), "HELLO", fill=0, font=ImageFont.load_default(size=48))
+    first = ocr._run(image, "eng", 7, ocr._Deadline(30))
+    engine = ocr._engines["eng"]
+    again = ocr._run(image, "eng", 7, ocr._Deadline(30))
+    assert ocr._engines["eng"] is engine  # loaded once
+    assert first == again and "HELLO" in first["text"]
+    assert engine.GetDatapath().rstrip("/") == folder.rstrip("/")
 
 
 # --------------------------------------------------------------------------- install

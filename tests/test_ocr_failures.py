@@ -4,9 +4,7 @@ a page Tesseract fails on is a page error (exit 3, recorded) that the next run r
 from __future__ import annotations
 
 import os
-import shutil
 import sqlite3
-import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -86,41 +84,61 @@ def test_a_language_the_case_remembers_but_tesseract_lacks_stops_the_run(tmp_pat
     assert "sudo apt-get install tesseract-ocr-fas" in line
 
 
-FAKE_TESSERACT = """#!{python}
-# Test double: the real Tesseract, except that it fails on any page whose reading
-# contains FAILME while the flag file exists.
-import glob, os, subprocess, sys
-args = sys.argv[1:]
-done = subprocess.run([{real!r}, *args], capture_output=True)
-if os.path.exists({flag!r}) and len(args) >= 2 and not args[0].startswith("-"):
-    outputs = glob.glob(glob.escape(args[1]) + ".*")
-    text = done.stdout.decode(errors="replace")
-    for output in outputs:
-        with open(output, errors="replace") as handle:
-            text += handle.read()
-    if "FAILME" in text.upper():
-        for output in outputs:
-            os.remove(output)
-        sys.stderr.write("simulated engine failure on this page\\n")
-        sys.exit(1)
-sys.stdout.buffer.write(done.stdout)
-sys.stderr.buffer.write(done.stderr)
-sys.exit(done.returncode)
+# Test double for the in-process engine: a sitecustomize module, which every Python
+# process of the run imports at start (the coordinator and each spawned worker), wraps
+# workbench.ocr._run, the one place Tesseract is called. It is the real engine, except:
+# - FAIL_FLAG exists: a reading that contains FAILME fails as an engine error would;
+# - SLOW > 0: every call takes that many seconds longer;
+# - a reading that contains HANGME never returns (an engine stuck where it does not check
+#   its time budget, as in layout analysis), and OCR_TIMEOUT, the page's OCR budget, is
+#   cut to OCR_TIMEOUT seconds in every process;
+# - a reading that contains CRASHME kills the process with SIGSEGV, as a crash in
+#   Tesseract's C++ would.
+ENGINE_DOUBLE = """
+import os, signal, time
+
+def _install():
+    from workbench import ocr, readers
+    from workbench.errors import OcrError
+
+    real = ocr._run
+    if {ocr_timeout!r}:
+        readers.OCR_TIMEOUT = {ocr_timeout!r}
+
+    def run(image, lang, psm, deadline, *, invert=True):
+        time.sleep({slow!r})
+        rows = real(image, lang, psm, deadline, invert=invert)
+        text = " ".join(rows["text"]).upper()
+        if os.path.exists({flag!r}) and "FAILME" in text:
+            raise OcrError("Tesseract failed on this page: simulated engine failure")
+        while "HANGME" in text:
+            time.sleep(3600)
+        if "CRASHME" in text:
+            os.kill(os.getpid(), signal.SIGSEGV)
+        return rows
+
+    ocr._run = run
+
+_install()
 """
+
+
+def engine_double(
+    folder: Path, *, flag: Path | None = None, slow: float = 0.0, ocr_timeout: float = 0.0
+) -> dict[str, str]:
+    """Environment for run_cli that puts the engine double in every process."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "sitecustomize.py").write_text(
+        ENGINE_DOUBLE.format(flag=str(flag or folder / "never"), slow=slow, ocr_timeout=ocr_timeout)
+    )
+    return {"PYTHONPATH": f"{folder}{os.pathsep}{subprocess_env()['PYTHONPATH']}"}
 
 
 @needs_eng
 def test_a_page_tesseract_fails_on_is_an_error_and_the_next_run_retries_it(tmp_path):
-    real = shutil.which("tesseract")
-    assert real
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
     flag = tmp_path / "fail-now"
     flag.touch()
-    fake = bin_dir / "tesseract"
-    fake.write_text(FAKE_TESSERACT.format(python=sys.executable, real=real, flag=str(flag)))
-    fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
-    env = {"PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env = engine_double(tmp_path / "double", flag=flag)
 
     folder = tmp_path / "in"
     folder.mkdir()
@@ -199,22 +217,51 @@ def test_an_index_feeder_failure_is_reported(tmp_path, monkeypatch):
 
 @needs_eng
 def test_the_job_time_limit_allows_for_ocr(tmp_path):
-    """The per-job limit (here 1 s) bounds MuPDF/Pillow; a page in OCR has Tesseract's
-    own, longer limit. Every Tesseract run here takes over 1 s."""
-    real = shutil.which("tesseract")
-    assert real
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    slow = bin_dir / "tesseract"
-    slow.write_text(f'#!/bin/sh\ncase "$1" in -*) ;; *) sleep 1.5 ;; esac\nexec {real} "$@"\n')
-    slow.chmod(slow.stat().st_mode | stat.S_IXUSR)
+    """The per-job limit (here 2 s) bounds MuPDF/Pillow; a page in OCR has Tesseract's
+    own, longer limit. Every Tesseract call here takes over 2.5 s."""
     scan = tmp_path / "scan.png"
     text_image("SLOW READING").save(scan, dpi=(300, 300))
-    env = {
-        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
-        "WORKBENCH_PAGE_TIMEOUT": "1",
-    }
+    env = {**engine_double(tmp_path / "double", slow=2.5), "WORKBENCH_PAGE_TIMEOUT": "2"}
     result = run_cli(tmp_path / "case", "ingest", str(scan), "--lang", "eng", env=env)
     assert result.returncode == 0, result.stderr
     [(_, _, source, text, error)] = page_rows(tmp_path / "case")
     assert source == "ocr" and "SLOW" in text and error is None
+
+
+@needs_eng
+@pytest.mark.parametrize("word", ["HANGME", "CRASHME"])
+def test_a_page_the_engine_hangs_or_crashes_on_is_an_ocr_error(tmp_path, word):
+    """Tesseract runs inside the worker: one that never returns (where it does not check
+    its time budget) has its worker killed once the page's OCR budget and the job's
+    limit are spent; one that crashes takes its worker with it. Either way the pool is
+    replaced, the batch goes on, and the page is kept without text as an OCR failure
+    (as when Tesseract was a separate program): the rest of its file is kept, and the
+    next run reads exactly that page again."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    frames = [text_image("GOOD MORNING"), text_image(f"{word} PLEASE"), text_image("GOOD NIGHT")]
+    frames[0].save(folder / "a-scan.tif", save_all=True, append_images=frames[1:], dpi=(300, 300))
+    make_pdf(folder / "b.pdf", 1, "born digital")
+    case_dir = tmp_path / "case"
+    command = ("ingest", str(folder), "--lang", "eng", "--jobs", "2")
+    env = {
+        **engine_double(tmp_path / "double", ocr_timeout=2.0),
+        "WORKBENCH_PAGE_TIMEOUT": "2",
+    }
+    first = run_cli(case_dir, *command, env=env)
+    assert first.returncode == 3, (first.stdout, first.stderr)
+    [line] = first.stderr.strip().splitlines()
+    assert line.startswith(f"error: {folder / 'a-scan.tif'}: page 2: OCR failed: Tesseract ")
+    assert ("did not finish" if word == "HANGME" else "crashed") in line
+    rows = page_rows(case_dir)
+    assert [(r[0], r[2]) for r in rows] == [
+        ("WB-000001", "ocr"), ("WB-000002", "none"), ("WB-000003", "ocr"), ("WB-000004", "layer"),
+    ]  # fmt: skip
+    assert rows[1][4].startswith("OCR failed: Tesseract ")
+    # the engine works again (no double): that page alone is read, in place
+    again = run_cli(case_dir, *command, env={})
+    assert again.returncode == 0, again.stderr
+    assert "1 page(s) read again" in again.stdout
+    after = page_rows(case_dir)
+    assert after[1][2] == "ocr" and word in after[1][3] and after[1][4] is None
+    assert [after[i] for i in (0, 2, 3)] == [rows[i] for i in (0, 2, 3)]

@@ -30,7 +30,7 @@ HEAVY = (
     "datasketch",
     "rapidfuzz",
     "pikepdf",
-    "pytesseract",
+    "tesserocr",
 )
 # Run a command in a fresh interpreter, then write the names of its loaded modules.
 _RUN = """

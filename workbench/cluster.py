@@ -573,7 +573,7 @@ def _cluster_call(
     key = _current_key()
     deadline = [time.monotonic() + limit]
 
-    def phase(name: str) -> None:
+    def phase(name: str, pending: dict[str, Any] | None = None) -> None:
         if name == "ocr":  # Tesseract has its own limit, added once a page reaches OCR
             deadline[0] = time.monotonic() + readers.OCR_TIMEOUT + limit
 

@@ -21,34 +21,54 @@ and the line is cut out, scaled and read with Tesseract's single-line segmentati
 (psm 7). Its ``orientation_method`` ends in ``+line``.
 
 Measured on the 40 benchmark scans (bench/scanned.py), everything but the full read costs
-~0.35 CPU-s a page (the trial ~0.2, image work ~0.15) against ~1 s for the read itself.
+~0.25 CPU-s a page (the trial ~0.12, image work ~0.12) against ~1 s for the read itself.
 The previous design (OSD on every page, trials when OSD was unsure, a thrown-away
 ``fas+eng`` read when OSD named no script) cost ~1.2 s a page more, with the same
 orientations and skews and the same or lower CER.
 
-Tesseract runs single-threaded (``OMP_THREAD_LIMIT=1``, set at import): workbench runs a
-pool of single-threaded workers, and OpenMP inside Tesseract on a busy machine made a
-dense page 7x slower (10.1 s vs 1.36 s measured on 2 cores).
+Tesseract runs inside the process (issue #15), through tesserocr built against the
+system's libtesseract (the library of the ``tesseract`` program; ``make setup`` builds
+it), reading the system's language packs, found with ``tesseract --list-langs`` once per
+process. One engine object per language set stays loaded for the life of the process (a
+worker reads many pages), and page images are handed over as raw 8-bit pixels: no
+process start, no model load, no image file per Tesseract call. Measured on the 40
+benchmark scans (BENCHMARKS.md, "Scanned ingest at the limit"): the trial went from
+~0.24 CPU-s a page (a process, half of it loading the models) to ~0.12, the hand-over
+through TIFF files disappeared, and every page's text stayed the same.
 
-Nothing here opens a network connection: Tesseract is a local subprocess.
+A page's Tesseract calls share one time budget (``timeout``): recognition checks it and
+stops (an OcrError, the page kept without text, retried by the next run). Layout
+analysis does not check it; a worker stuck there is killed by the ingest's pool, whose
+limit for a page in OCR is that budget plus the job's own, and the page is kept as an
+OCR failure, as when Tesseract crashes its worker (workbench.pipeline).
+
+``OMP_THREAD_LIMIT=1`` is set at import, before tesserocr (imported on first use) loads
+libtesseract and its OpenMP runtime, which reads it then; it also reaches the
+``tesseract`` program other parts run (the safe export's text layer). OpenMP inside
+Tesseract on a busy machine made a dense page 7x slower (10.1 s vs 1.36 s measured on 2
+cores).
+
+Nothing here opens a network connection: Tesseract is a library and a local program.
 """
 
 from __future__ import annotations
 
 import os
 
-# Before anything can start Tesseract: pytesseract passes os.environ to the subprocess.
+# Before tesserocr loads libtesseract (its OpenMP runtime reads this once, then) and before
+# any Tesseract program starts (child processes inherit os.environ).
 os.environ["OMP_THREAD_LIMIT"] = "1"
 
 import functools  # noqa: E402
 import math  # noqa: E402
 import operator  # noqa: E402
-import tempfile  # noqa: E402
+import re  # noqa: E402
+import subprocess  # noqa: E402
 import time  # noqa: E402
 from array import array  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
+from typing import Any  # noqa: E402
 
-import pytesseract  # noqa: E402
 from PIL import Image, ImageOps  # noqa: E402
 
 from workbench.errors import OcrError  # noqa: E402
@@ -113,7 +133,7 @@ TRIAL_GROW = 2.5
 #: psm 6, one block: psm 3 would find sideways lines and read them. No second reading of
 #: unsure lines as white-on-black text (Tesseract's default): the wrong turns are all
 #: unsure lines, and re-reading them cost ~25% of the trial.
-TRIAL_CONFIG = "--psm 6 -c tessedit_do_invert=0"
+TRIAL_PSM = 6
 #: Words read in a trial at this confidence or above decide the page's script: fas+eng
 #: reads a few unsure Persian words as Latin letters, at confidence 70-79 on the scans.
 TRIAL_SCRIPT_CONFIDENCE = 80
@@ -210,24 +230,69 @@ class OcrResult:
 # --------------------------------------------------------------------------- install
 
 
+#: The Tesseract program, asked once per process where its language packs are.
+TESSERACT_PROGRAM = "tesseract"
+
+
+@functools.lru_cache(maxsize=1)
+def _installed() -> tuple[str, frozenset[str]]:
+    """The system Tesseract's language folder and its language packs.
+
+    Asked of ``tesseract --list-langs`` (which honours TESSDATA_PREFIX): the in-process
+    engine has no folder of its own and reads the packs of the tesseract-ocr-*
+    packages, so that what is checked before a run is what the pages are read with.
+    """
+    try:
+        done = subprocess.run(
+            [TESSERACT_PROGRAM, "--list-langs"],
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=60,
+            check=False,
+        )
+    except FileNotFoundError as exc:
+        raise OcrError(_NOT_INSTALLED) from exc
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise OcrError(f"Could not run Tesseract: {exc}") from exc
+    lines = done.stdout.splitlines()
+    found = re.search(r'languages in "(.*)"', lines[0]) if lines else None
+    if done.returncode != 0 or found is None:
+        said = (done.stderr or done.stdout).strip().splitlines()
+        raise OcrError(
+            "Tesseract did not list its language packs"
+            + (f" ({said[-1].strip()})" if said else "")
+            + ". Reinstall it with: sudo apt-get install --reinstall tesseract-ocr"
+        )
+    folder = found.group(1)
+    if not folder.endswith("/"):
+        folder += "/"
+    return folder, frozenset(line.strip() for line in lines[1:] if line.strip())
+
+
+def _tesserocr() -> Any:
+    """The tesserocr module (imported on first use: only workers read pages)."""
+    try:
+        import tesserocr
+    except ImportError as exc:
+        raise OcrError(
+            f"The in-process Tesseract engine (tesserocr) cannot be loaded ({exc}). "
+            "Reinstall workbench with: make setup"
+        ) from exc
+    return tesserocr
+
+
 @functools.lru_cache(maxsize=1)
 def tesseract_version() -> str:
-    """Version of the installed Tesseract, e.g. ``"5.3.0"`` (recorded with every page)."""
-    try:
-        return str(pytesseract.get_tesseract_version())
-    except (pytesseract.TesseractNotFoundError, OSError) as exc:
-        raise OcrError(_NOT_INSTALLED) from exc
-    except SystemExit as exc:  # pytesseract exits on a version string it cannot parse
-        raise OcrError(f"Tesseract is installed but its version is not usable: {exc}") from exc
+    """Version of the Tesseract that reads the pages, e.g. ``"5.5.4"`` (recorded with every
+    page): the library inside tesserocr, not the ``tesseract`` program."""
+    _installed()  # no language packs, no Tesseract: say so, as check_languages does
+    return str(_tesserocr().PyTessBaseAPI.Version()).split()[0]
 
 
-@functools.lru_cache(maxsize=1)
 def available_languages() -> frozenset[str]:
     """Language packs Tesseract can load (``tesseract --list-langs``), e.g. eng, fas, osd."""
-    try:
-        return frozenset(pytesseract.get_languages(config=""))
-    except (pytesseract.TesseractNotFoundError, OSError) as exc:
-        raise OcrError(_NOT_INSTALLED) from exc
+    return _installed()[1]
 
 
 _NOT_INSTALLED = (
@@ -290,29 +355,79 @@ class _Deadline:
         )
 
 
-def _run(call, image: Image.Image, deadline: _Deadline, **kwargs):
-    """Run one pytesseract call on ``image``; every failure becomes an OcrError.
+#: One engine per language set ("fas+eng", "fas", "osd"), loaded on first use and kept
+#: for the life of the process: loading fas+eng costs ~0.1 s, a whole trial ~0.12 s.
+_engines: dict[str, Any] = {}
 
-    The image goes to Tesseract as an uncompressed TIFF: pytesseract would write a PNG,
-    and deflating a 35 Mpx page costs ~0.4 s for nothing.
-    """
-    with tempfile.TemporaryDirectory(prefix="workbench-ocr-") as tmp:
-        path = os.path.join(tmp, "page.tif")
-        # compression="raw": a source TIFF's own settings (Group 4 for 1-bit scans) ride
-        # along in image.info and cannot encode 8-bit pixels
-        image.save(path, format="TIFF", compression="raw")
+
+def _engine(lang: str) -> Any:
+    api = _engines.get(lang)
+    if api is None:
+        folder = _installed()[0]
+        tesserocr = _tesserocr()
         try:
-            return call(path, timeout=deadline.remaining(), **kwargs)
-        except RuntimeError as exc:  # pytesseract's timeout (it kills the process)
-            if "timeout" in str(exc).lower():
-                raise OcrError(deadline.message()) from exc
-            raise OcrError(f"Tesseract failed on this page: {exc}") from exc
-        except pytesseract.TesseractNotFoundError as exc:
-            raise OcrError(_NOT_INSTALLED) from exc
-        except pytesseract.TesseractError as exc:
-            raise OcrError(f"Tesseract failed on this page: {exc.message}".strip()) from exc
-        except OSError as exc:
-            raise OcrError(f"Could not run Tesseract: {exc}") from exc
+            api = tesserocr.PyTessBaseAPI(path=folder, lang=lang)
+        except RuntimeError as exc:
+            raise OcrError(
+                f"Tesseract could not load the language data {lang!r} from {folder}: {exc}"
+            ) from exc
+        _engines[lang] = api
+    return api
+
+
+def _set_image(api: Any, image: Image.Image) -> None:
+    """Hand the pixels over as they are (8-bit gray, row by row): no file, no encoding.
+
+    No resolution is given: Tesseract estimates it from the text, as it did from the
+    TIFF files handed to the program before (whose resolution field PIL wrote as 1). A
+    scan's own dpi in ``image.info`` is stale once ingest has resampled it to 300 dpi:
+    passing it changed the text of 4 of the 40 benchmark scans.
+    """
+    gray = _to_gray(image)
+    api.SetImageBytes(gray.tobytes(), gray.width, gray.height, 1, gray.width)
+
+
+def _run(
+    image: Image.Image, lang: str, psm: int, deadline: _Deadline, *, invert: bool = True
+) -> dict[str, list]:
+    """Recognize ``image`` and return its words as ``image_to_data`` rows (lists by column).
+
+    ``invert``: whether Tesseract re-reads unsure lines as white-on-black text (its
+    default; the trial turns it off). Every failure becomes an OcrError.
+    """
+    api = _engine(lang)
+    api.SetPageSegMode(psm)
+    api.SetVariable("tessedit_do_invert", "1" if invert else "0")
+    _set_image(api, image)
+    left_ms = max(1, math.ceil(deadline.remaining() * 1000))
+    try:
+        finished = api.Recognize(timeout=left_ms)
+    except RuntimeError as exc:
+        raise OcrError(f"Tesseract failed on this page: {exc}") from exc
+    if not finished:
+        if time.monotonic() >= deadline.end:
+            raise OcrError(deadline.message())
+        raise OcrError("Tesseract failed on this page: recognition did not complete")
+    return _tsv_rows(api.GetTSVText(0))
+
+
+_TSV_COLUMNS = ("level", "page_num", "block_num", "par_num", "line_num", "word_num",
+                "left", "top", "width", "height", "conf", "text")  # fmt: skip
+
+
+def _tsv_rows(tsv: str) -> dict[str, list]:
+    """Tesseract's TSV (one row per page, block, paragraph, line, word) by column."""
+    rows: dict[str, list] = {name: [] for name in _TSV_COLUMNS}
+    for line in tsv.splitlines():
+        fields = line.split("\t", len(_TSV_COLUMNS) - 1)
+        if len(fields) < len(_TSV_COLUMNS) - 1:
+            continue
+        fields += [""] * (len(_TSV_COLUMNS) - len(fields))
+        for name, value in zip(_TSV_COLUMNS[:10], fields[:10], strict=True):
+            rows[name].append(int(value))
+        rows["conf"].append(float(fields[10]))
+        rows["text"].append(fields[11])
+    return rows
 
 
 # --------------------------------------------------------------------------- images
@@ -661,29 +776,27 @@ class _Osd:
 
 def _osd(work: Image.Image, deadline: _Deadline) -> _Osd | None:
     """Tesseract OSD on the working copy; None when it cannot decide (too few glyphs)."""
+    deadline.remaining()
+    api = _engine("osd")
+    api.SetPageSegMode(0)  # orientation and script detection only
+    _set_image(api, work)
     try:
-        text = _run(pytesseract.image_to_osd, work, deadline, config="--psm 0")
-    except OcrError as exc:
-        if exc.message == deadline.message():
-            raise
-        return None  # "Too few characters", or an image OSD cannot use: try orientations
-    values = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition(":")
-        if sep:
-            values[key.strip()] = value.strip()
+        found = api.DetectOrientationScript()
+    except RuntimeError:
+        found = None
+    if not found:
+        return None  # "Too few characters", or an image OSD cannot use
     try:
-        rotation = int(values["Rotate"]) % 360
-        confidence = float(values["Orientation confidence"])
-    except (KeyError, ValueError):
+        # orient_deg is how far the image is turned; the turn that makes it upright is
+        # the rest of the circle (the program's "Rotate:" line)
+        rotation = (360 - int(found["orient_deg"])) % 360
+        confidence = float(found["orient_conf"])
+        script_confidence = float(found.get("script_conf") or 0.0)
+    except (KeyError, TypeError, ValueError):
         return None
     if rotation not in _ROTATIONS:
         return None
-    try:
-        script_confidence = float(values.get("Script confidence", "0"))
-    except ValueError:
-        script_confidence = 0.0
-    return _Osd(rotation, confidence, values.get("Script", ""), script_confidence)
+    return _Osd(rotation, confidence, str(found.get("script_name") or ""), script_confidence)
 
 
 def _trial_score(words: list[tuple[str, float]]) -> float:
@@ -810,14 +923,7 @@ def _trial(
         sheet.paste(part, (0, y))
         spans.append((y, y + part.height))
         y += part.height + gap
-    data = _run(
-        pytesseract.image_to_data,
-        sheet,
-        deadline,
-        lang=lang,
-        config=TRIAL_CONFIG,
-        output_type=pytesseract.Output.DICT,
-    )
+    data = _run(sheet, lang, TRIAL_PSM, deadline, invert=False)
     words: dict[int, list[tuple[str, float]]] = {rotation: [] for rotation in candidates}
     lines: dict[int, set[tuple[int, int, int]]] = {rotation: set() for rotation in candidates}
     for i, word in enumerate(data["text"]):
@@ -1056,15 +1162,7 @@ def _read(
 
     ``psm`` 3 (automatic page segmentation) for a page, LINE_PSM for a line image.
     """
-    data = _run(
-        pytesseract.image_to_data,
-        image,
-        deadline,
-        lang=lang,
-        config=f"--psm {psm}",
-        output_type=pytesseract.Output.DICT,
-    )
-    return _rebuild_text(data)
+    return _rebuild_text(_run(image, lang, psm, deadline))
 
 
 def languages_for_script(lang: str, script: str) -> str:

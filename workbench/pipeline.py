@@ -792,6 +792,9 @@ class _Workers:
         self._ids = itertools.count()
         self._in_flight: dict[Future[dict[str, Any]], tuple[int, _Task]] = {}
         self._deadlines: dict[int, float] = {}  # job id -> deadline, once it has started
+        # job id -> the page so far, once it is in OCR: Tesseract runs in the worker, so a
+        # crash or hang there is the page's OCR failing (readers.page_without_ocr)
+        self._in_ocr: dict[int, dict[str, Any]] = {}
         self._suspects: list[tuple[int, _Task]] = []
         self._start_pool()
         if prestart:
@@ -853,6 +856,7 @@ class _Workers:
                 lost.append((task_id, task))
                 continue
             self._deadlines.pop(task_id, None)
+            self._in_ocr.pop(task_id, None)
             outcomes.append((task, None if error else future.result(), error))
         if lost:
             outcomes += self._after_crash(lost)
@@ -886,13 +890,15 @@ class _Workers:
     def _read_news(self) -> None:
         in_flight = {task_id for task_id, _ in self._in_flight.values()}
         while not self._news.empty():
-            task_id, phase, at = self._news.get()
+            task_id, phase, at, pending = self._news.get()
             if task_id not in in_flight:
                 continue
             if phase == "start":
                 self._deadlines[task_id] = at + self.limit
             elif phase == "ocr":  # Tesseract has its own limit; MuPDF's part keeps this one
                 self._deadlines[task_id] = at + inputs.OCR_TIMEOUT + self.limit
+                if pending is not None:
+                    self._in_ocr[task_id] = pending
 
     def _take_all_in_flight(
         self, outcomes: list[tuple[_Task, Any, BaseException | None]]
@@ -916,8 +922,13 @@ class _Workers:
         not_started = [(i, t) for i, t in lost if i not in self._deadlines and not t.alone]
         if not started:  # no job said it had started: suspect them all
             started, not_started = not_started, []
-        for _, task in lost:
-            if task.alone:
+        for task_id, task in lost:
+            if task.alone and task_id in self._in_ocr:
+                from workbench import readers  # (rare: the coordinator does without it)
+
+                page = readers.page_without_ocr(self._in_ocr[task_id], _OCR_CRASHED)
+                outcomes.append((task, page, None))
+            elif task.alone:
                 outcomes.append((task, None, _WorkerCrashed()))
         self._suspects = sorted(self._suspects + started, key=lambda pair: pair[0])
         self._restart()
@@ -937,7 +948,14 @@ class _Workers:
         outcomes: list[tuple[_Task, Any, BaseException | None]] = []
         rest = self._take_all_in_flight(outcomes)
         for task_id, task in rest:
-            if task_id in overdue:
+            if task_id in overdue and task_id in self._in_ocr:
+                from workbench import readers  # (rare: the coordinator does without it)
+
+                reason = _ocr_stopped(inputs.OCR_TIMEOUT + self.limit)
+                outcomes.append(
+                    (task, readers.page_without_ocr(self._in_ocr[task_id], reason), None)
+                )
+            elif task_id in overdue:
                 outcomes.append((task, None, _WorkerTimedOut(self.limit)))
         self._restart()
         for task_id, task in rest:
@@ -948,7 +966,18 @@ class _Workers:
     def _restart(self) -> None:
         _shutdown(self._pool)
         self._deadlines.clear()
+        self._in_ocr.clear()
         self._start_pool()
+
+
+_OCR_CRASHED = "Tesseract crashed on this page (its worker process died); the page may be damaged"
+
+
+def _ocr_stopped(seconds: float) -> str:
+    return (
+        f"Tesseract did not finish this page within {seconds:g} s and its worker was "
+        "stopped; the page may be damaged or rendered too large"
+    )
 
 
 # ----- inside a worker process ---------------------------------------------------------
@@ -981,9 +1010,9 @@ def _worker_ready() -> None:
     """An empty job: it makes the pool start a worker (see ``_Workers(prestart=True)``)."""
 
 
-def _tell_phase(phase: str) -> None:
+def _tell_phase(phase: str, pending: dict[str, Any] | None = None) -> None:
     if _news is not None:
-        _news.put((_current_task, phase, time.monotonic()))
+        _news.put((_current_task, phase, time.monotonic(), pending))
 
 
 def _capture_output() -> None:

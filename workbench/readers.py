@@ -99,8 +99,11 @@ _pymupdf_messages = _MessageSink()
 pymupdf.set_messages(stream=_pymupdf_messages)
 
 # Set in worker processes: told when a page job starts OCR, so the ingest's time limit
-# for the job allows for Tesseract's own (OCR_TIMEOUT).
-phase_hook: Callable[[str], None] | None = None
+# for the job allows for Tesseract's own (OCR_TIMEOUT). With "ocr" comes the page as
+# read so far (everything but its text): Tesseract runs inside the worker, and when it
+# crashes or hangs there the pool still records the page, as an OCR failure
+# (``page_without_ocr``), instead of failing the whole file.
+phase_hook: Callable[..., None] | None = None
 
 
 @contextlib.contextmanager
@@ -356,7 +359,7 @@ def _analyse_pdf_page(job: PageJob, data: SourceBytes | None = None) -> dict[str
         raise PageReadError(
             f"page {job.page_index + 1} cannot be rendered ({_mupdf_reason(error)})"
         ) from None
-    result.update(_ocr(image, job.lang))
+    result.update(_ocr(image, job.lang, result, job.page_index))
     return result
 
 
@@ -430,7 +433,9 @@ def _analyse_image_page(job: PageJob, data: SourceBytes | None = None) -> dict[s
         "warnings": [damage] if damage else [],
     }
     result["metadata"]["image_hash"] = _visual_hash(gray)
-    result.update(_ocr(_to_ocr_resolution(gray, min(dpi_x, dpi_y)), job.lang))
+    result.update(
+        _ocr(_to_ocr_resolution(gray, min(dpi_x, dpi_y)), job.lang, result, job.page_index)
+    )
     return result
 
 
@@ -471,11 +476,12 @@ def _pixel_digest(frame: Image.Image) -> str:
     return digest.hexdigest()
 
 
-def _ocr(image: Image.Image, lang: str) -> dict[str, Any]:
+def _ocr(image: Image.Image, lang: str, pending: dict[str, Any], page_index: int) -> dict[str, Any]:
+    """The OCR fields of a page; ``pending``: the page so far, told to the phase hook."""
     from workbench import ocr  # imported here: the main process never needs Tesseract
 
     if phase_hook is not None:
-        phase_hook("ocr")
+        phase_hook("ocr", dict(pending, page_number=page_index + 1))
     try:
         found = ocr.recognize(image, lang, timeout=OCR_TIMEOUT)
     except OcrError as error:  # the page is kept without text; the next ingest retries it
@@ -495,6 +501,16 @@ def _ocr(image: Image.Image, lang: str) -> dict[str, Any]:
 
 # Unmapped glyphs (U+FFFD), private-use codes and control characters in a text layer.
 _GARBAGE = re.compile("[\ufffd\ue000-\uf8ff\x00-\x1f]")
+
+
+def page_without_ocr(pending: dict[str, Any], reason: str) -> dict[str, Any]:
+    """The page a job had read up to its OCR (``pending``, as the phase hook got it), kept
+    without text when Tesseract crashed or hung in the worker: the same as a page whose
+    OCR failed in the worker, so the next ingest reads it again."""
+    page = dict(pending, text="", text_source="none", error=f"{OCR_FAILED}{reason}")
+    page["warnings"] = list(page.get("warnings", ()))
+    page.update(metadata.text_facts(""))
+    return page
 
 
 def text_layer_usable(text: str, image_coverage: float) -> bool:
