@@ -98,12 +98,12 @@ ENGINE_DOUBLE = """
 import os, signal, time
 
 def _install():
-    from workbench import ocr, readers
+    from workbench import inputs, ocr
     from workbench.errors import OcrError
 
     real = ocr._run
-    if {ocr_timeout!r}:
-        readers.OCR_TIMEOUT = {ocr_timeout!r}
+    if {ocr_timeout!r}:  # the one value the worker, the pool and a cluster read
+        inputs.OCR_TIMEOUT = {ocr_timeout!r}
 
     def run(image, lang, psm, deadline, *, invert=True):
         time.sleep({slow!r})

@@ -39,7 +39,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from workbench import __version__, readers
+from workbench import __version__, inputs, readers
 from workbench.errors import ClusterError, OcrError, SourceError, UsageError
 
 CLUSTER_ENV = "WORKBENCH_CLUSTER"
@@ -575,7 +575,7 @@ def _cluster_call(
 
     def phase(name: str, pending: dict[str, Any] | None = None) -> None:
         if name == "ocr":  # Tesseract has its own limit, added once a page reaches OCR
-            deadline[0] = time.monotonic() + readers.OCR_TIMEOUT + limit
+            deadline[0] = time.monotonic() + inputs.OCR_TIMEOUT + limit
 
     finished = threading.Event()
 

@@ -31,7 +31,7 @@ from typing import Any
 import pymupdf
 from PIL import Image, ImageFile, ImageOps
 
-from workbench import metadata
+from workbench import inputs, metadata
 from workbench.errors import CustodyError, OcrError, SourceError
 from workbench.hashing import sha256_file  # kept here too: check_custody and callers use it
 
@@ -483,7 +483,7 @@ def _ocr(image: Image.Image, lang: str, pending: dict[str, Any], page_index: int
     if phase_hook is not None:
         phase_hook("ocr", dict(pending, page_number=page_index + 1))
     try:
-        found = ocr.recognize(image, lang, timeout=OCR_TIMEOUT)
+        found = ocr.recognize(image, lang, timeout=inputs.OCR_TIMEOUT)  # read when used
     except OcrError as error:  # the page is kept without text; the next ingest retries it
         return {"text": "", "text_source": "none", "error": f"{OCR_FAILED}{error}"}
     text = _clean_text(found.text)
