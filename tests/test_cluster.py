@@ -445,3 +445,37 @@ def test_jobs_run_without_the_nannys_malloc_setting(local_cluster: LocalCluster)
     finally:
         client.close()
     assert seen == {"worker": None, "child": None}
+
+
+@pytest.mark.parametrize("word", ["HANGME", "CRASHME"])
+def test_a_page_the_engine_hangs_or_crashes_on_is_an_ocr_error_as_locally(
+    local_cluster: LocalCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, word: str
+) -> None:
+    """Tesseract hanging (past the page's OCR budget) or crashing inside a Dask worker:
+    the page is kept without text as an OCR failure, the rest of its file and the batch
+    go in (tests/test_ocr_failures.py shows the same locally)."""
+    from tests.test_ocr_failures import engine_double, make_pdf, text_image
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    frames = [text_image("GOOD MORNING"), text_image(f"{word} PLEASE"), text_image("GOOD NIGHT")]
+    frames[0].save(folder / "a-scan.tif", save_all=True, append_images=frames[1:], dpi=(300, 300))
+    make_pdf(folder / "b.pdf", 1, "born digital")
+    monkeypatch.setenv("WORKBENCH_PAGE_TIMEOUT", "2")
+    address = local_cluster.start_scheduler()
+    double = engine_double(tmp_path / "double", ocr_timeout=2.0)
+    for _ in range(2):
+        local_cluster.add_worker(env=double)
+    with Case.open(tmp_path / "case", create=True) as case:
+        report = ingest(case, [str(folder)], lang="eng", cluster=address)
+    assert report.failures == [] and report.files_ingested == 2
+    db = sqlite3.connect(tmp_path / "case" / "workbench.sqlite")
+    try:
+        rows = db.execute("SELECT page_id, text_source, error FROM pages ORDER BY id").fetchall()
+    finally:
+        db.close()
+    assert [(r[0], r[1]) for r in rows] == [
+        ("WB-000001", "ocr"), ("WB-000002", "none"), ("WB-000003", "ocr"), ("WB-000004", "layer"),
+    ]  # fmt: skip
+    expected = "did not finish" if word == "HANGME" else "crashed"
+    assert rows[1][2].startswith("OCR failed: Tesseract ") and expected in rows[1][2]

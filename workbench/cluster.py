@@ -28,6 +28,7 @@ import hashlib
 import itertools
 import logging
 import os
+import pickle
 import platform
 import queue
 import signal
@@ -55,6 +56,10 @@ RESEND_LIMIT = 3
 # seconds to fetch a finished job's result from its worker
 RESULT_TIMEOUT = 60.0
 _TIMEOUT_TOPIC = "workbench-job-timeout"
+# a job's page as read up to its OCR (pickled), sent when Tesseract starts on it: if the
+# worker then crashes or hangs in Tesseract, the page is kept without text as an OCR
+# failure, as the local pool keeps it (pipeline._Workers._in_ocr), not its file failed
+_OCR_TOPIC = "workbench-job-ocr"
 _INSTALL_HINT = "install the cluster extra: pip install 'workbench[cluster]' (make setup does)"
 
 
@@ -336,9 +341,11 @@ class ClusterWorkers:
         self._users: dict[str, int] = {}  # sha256 -> jobs in flight that need it
         self._idle_data: OrderedDict[str, None] = OrderedDict()
         self._timed_out: set[str] = set()
+        self._in_ocr: dict[str, bytes] = {}  # job key -> its page so far (pickled)
         self._resent: dict[int, int] = {}  # id(task) -> times sent again after losing its bytes
         self._lock = threading.Lock()
         self._client.subscribe_topic(_TIMEOUT_TOPIC, self._on_timeout)
+        self._client.subscribe_topic(_OCR_TOPIC, self._on_ocr)
 
     # the interface of pipeline._Workers
 
@@ -409,26 +416,26 @@ class ClusterWorkers:
             task_id, task = self._in_flight.pop(future)
             self._release(task)
             if self._lost_with_its_bytes(future):
-                self._send_again(task, outcomes)
+                self._send_again(task, outcomes, future.key)
                 continue
             try:
                 outcomes.append(self._outcome(future, key=future.key, task=task))
             except _Resend:
                 self._forget_lost_bytes()
-                self._send_again(task, outcomes)
+                self._send_again(task, outcomes, future.key)
         return outcomes
 
-    def _send_again(self, task: Any, outcomes: list[tuple[Any, Any, Any]]) -> None:
+    def _send_again(self, task: Any, outcomes: list[tuple[Any, Any, Any]], key: str) -> None:
         """Send a job that lost its worker again (its file's bytes scattered again if
         they were lost too); past RESEND_LIMIT it fails its file as a crash does."""
-        from workbench import pipeline
-
         tries = self._resent.get(id(task), 0)
         if tries < RESEND_LIMIT:
             self._resent[id(task)] = tries + 1
+            with self._lock:  # the job goes again under a new key
+                self._in_ocr.pop(key, None)
             self.submit(task)
         else:  # it lost every worker it was given: a crash, as locally
-            outcomes.append((task, None, pipeline._WorkerCrashed()))
+            outcomes.append(self._crashed(task, key))
 
     def _lost_with_its_bytes(self, future: Any) -> bool:
         """A job cancelled while the scheduler is up lost its input: the only copy of
@@ -468,17 +475,24 @@ class ClusterWorkers:
         with self._lock:
             timed_out = key in self._timed_out
         if timed_out:
+            with self._lock:
+                page = self._in_ocr.pop(key, None)
+            if page is not None:  # stopped in Tesseract: the page alone, as locally
+                reason = pipeline._ocr_stopped(inputs.OCR_TIMEOUT + self.limit)
+                return task, readers.page_without_ocr(pickle.loads(page), reason), None
             return task, None, pipeline._WorkerTimedOut(self.limit)
         from distributed.utils import CancelledError
 
         status = future.status
         try:
             if status == "finished":
+                with self._lock:
+                    self._in_ocr.pop(key, None)
                 return task, future.result(timeout=RESULT_TIMEOUT), None
             if status == "error":
                 error = future.exception(timeout=RESULT_TIMEOUT)
                 if isinstance(error, KilledWorker):
-                    return task, None, pipeline._WorkerCrashed()
+                    return self._crashed(task, key)
                 return task, None, error
         except (OSError, TimeoutError, CancelledError) as error:
             if self._client.status == "running":
@@ -488,6 +502,26 @@ class ClusterWorkers:
             raise self._gone(error) from None
         # cancelled: the scheduler forgot the job (it restarted or lost the client)
         raise self._gone(None)
+
+    def _crashed(self, task: Any, key: str) -> tuple[Any, Any, Any]:
+        """A job that crashed every worker it was given: its file fails as a crash does,
+        unless it crashed in Tesseract, where the page alone is an OCR failure."""
+        from workbench import pipeline
+
+        with self._lock:
+            page = self._in_ocr.pop(key, None)
+        if page is not None:
+            return task, readers.page_without_ocr(pickle.loads(page), pipeline._OCR_CRASHED), None
+        return task, None, pipeline._WorkerCrashed()
+
+    def _on_ocr(self, event: tuple[float, Any]) -> None:
+        """A job's page reached Tesseract: keep the page so far, in case it never returns."""
+        _, message = event
+        key = message.get("key") if isinstance(message, dict) else None
+        if not isinstance(key, str) or not key.startswith(f"workbench-{self._run_id}-"):
+            return
+        with self._lock:  # runs in Dask's event loop
+            self._in_ocr[key] = message["page"]
 
     def _on_timeout(self, event: tuple[float, Any]) -> None:
         """A worker's watchdog stopped a job past the time limit: do not run it again."""
@@ -576,6 +610,8 @@ def _cluster_call(
     def phase(name: str, pending: dict[str, Any] | None = None) -> None:
         if name == "ocr":  # Tesseract has its own limit, added once a page reaches OCR
             deadline[0] = time.monotonic() + inputs.OCR_TIMEOUT + limit
+            if pending is not None:  # (pickled: an event travels as msgpack)
+                worker.log_event(_OCR_TOPIC, {"key": key, "page": pickle.dumps(pending)})
 
     finished = threading.Event()
 
