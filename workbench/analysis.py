@@ -513,19 +513,23 @@ class NormalizedPositions(Positions):
         if not _is_page_analyzer(analyzer) or set(kwargs) - {"mode"}:
             yield from super().word_values(value, analyzer, **kwargs)
             return
-        positions: dict[str, list[int]] = {}
-        for pos, word in enumerate(_TOKEN_RE.findall(normalize(value))):
-            found = positions.get(word)
-            if found is None:
-                positions[word] = [pos]
-            else:
-                found.append(pos)
-        boost = self.field_boost
-        for word, poslist in positions.items():
-            count = len(poslist)
-            if count > 1:  # Whoosh stores position deltas
-                poslist = [b - a for a, b in zip([0, *poslist], poslist, strict=False)]
-            yield word, count, float(count) * boost, _pack_uint(count) + _pickle(poslist, 2)
+        yield from _position_postings(_TOKEN_RE.findall(normalize(value)), self.field_boost)
+
+
+def _position_postings(terms: list[str], boost: float):  # type: ignore[no-untyped-def]
+    """Whoosh's (term, frequency, weight, encoded positions) for terms at positions 0, 1, ..."""
+    positions: dict[str, list[int]] = {}
+    for pos, term in enumerate(terms):
+        found = positions.get(term)
+        if found is None:
+            positions[term] = [pos]
+        else:
+            found.append(pos)
+    for term, poslist in positions.items():
+        count = len(poslist)
+        if count > 1:  # Whoosh stores position deltas
+            poslist = [b - a for a, b in zip([0, *poslist], poslist, strict=False)]
+        yield term, count, float(count) * boost, _pack_uint(count) + _pickle(poslist, 2)
 
 
 # Joins the two words of a pair term: tokens never hold a space.
@@ -547,20 +551,9 @@ class WordPairPositions(Positions):
 
     def word_values(self, value, analyzer, **kwargs):  # type: ignore[no-untyped-def]
         words = _TOKEN_RE.findall(normalize(value))
-        positions: dict[str, list[int]] = {}
-        for pos in range(len(words) - 1):
-            pair = words[pos] + PAIR_SEPARATOR + words[pos + 1]
-            found = positions.get(pair)
-            if found is None:
-                positions[pair] = [pos]
-            else:
-                found.append(pos)
-        boost = self.field_boost
-        for pair, poslist in positions.items():
-            count = len(poslist)
-            if count > 1:  # Whoosh stores position deltas
-                poslist = [b - a for a, b in zip([0, *poslist], poslist, strict=False)]
-            yield pair, count, float(count) * boost, _pack_uint(count) + _pickle(poslist, 2)
+        # pair i (words i and i+1) at position i
+        pairs = [a + PAIR_SEPARATOR + b for a, b in zip(words, words[1:], strict=False)]
+        yield from _position_postings(pairs, self.field_boost)
 
 
 def _is_page_analyzer(analyzer: object) -> bool:
