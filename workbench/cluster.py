@@ -479,7 +479,7 @@ class ClusterWorkers:
                 page = self._in_ocr.pop(key, None)
             if page is not None:  # stopped in Tesseract: the page alone, as locally
                 reason = pipeline._ocr_stopped(inputs.OCR_TIMEOUT + self.limit)
-                return task, readers.page_without_ocr(pickle.loads(page), reason), None
+                return task, inputs.page_without_ocr(pickle.loads(page), reason), None
             return task, None, pipeline._WorkerTimedOut(self.limit)
         from distributed.utils import CancelledError
 
@@ -511,7 +511,7 @@ class ClusterWorkers:
         with self._lock:
             page = self._in_ocr.pop(key, None)
         if page is not None:
-            return task, readers.page_without_ocr(pickle.loads(page), pipeline._OCR_CRASHED), None
+            return task, inputs.page_without_ocr(pickle.loads(page), pipeline._OCR_CRASHED), None
         return task, None, pipeline._WorkerCrashed()
 
     def _on_ocr(self, event: tuple[float, Any]) -> None:

@@ -29,11 +29,13 @@ from pathlib import Path
 from typing import Any
 
 from whoosh import index as whoosh_index
+from whoosh import matching, sorting
 from whoosh import query as wquery
-from whoosh import sorting
 from whoosh.fields import ID, KEYWORD, NUMERIC, TEXT, Schema
 from whoosh.filedb.filestore import FileStorage, RamStorage
 from whoosh.index import LockError
+from whoosh.matching.mcore import Matcher
+from whoosh.query.spans import Span
 from whoosh.searching import ResultsPage
 from whoosh.util.filelock import try_for
 
@@ -628,8 +630,6 @@ class PairPhrase(wquery.Phrase):
     """
 
     def matcher(self, searcher: Any, context: Any = None) -> Any:
-        from whoosh import matching
-
         schema_ = searcher.schema
         if self.slop != 1 or len(self.words) < 2 or "pairs" not in schema_:
             return super().matcher(searcher, context)
@@ -665,13 +665,7 @@ def _tree_sum(values: list[float]) -> float:
     return _tree_sum(values[:half]) + _tree_sum(values[half:])
 
 
-def _matcher_base() -> Any:
-    from whoosh.matching.mcore import Matcher
-
-    return Matcher
-
-
-class _PairPhraseMatcher(_matcher_base()):  # type: ignore[misc]
+class _PairPhraseMatcher(Matcher):  # type: ignore[misc]
     """Pages with every pair of the phrase (for 3+ words, at consecutive positions), driven
     by the first pair's posting list; scored by the words' own matchers.
 
@@ -744,8 +738,6 @@ class _PairPhraseMatcher(_matcher_base()):  # type: ignore[misc]
         return self.__class__([m.copy() for m in self._pairs], [m.copy() for m in self._words])
 
     def replace(self, minquality: float = 0) -> Any:
-        from whoosh import matching
-
         return self if self.is_active() else matching.NullMatcher()
 
     def is_leaf(self) -> bool:
@@ -776,8 +768,6 @@ class _PairPhraseMatcher(_matcher_base()):  # type: ignore[misc]
         return _tree_sum([m.score() for m in self._words])
 
     def spans(self) -> list[Any]:
-        from whoosh.query.spans import Span
-
         last = len(self._pairs)
         starts = self._pairs[0].value_as("positions") if last == 1 else self._starts()
         return [Span(p, p + last) for p in starts]

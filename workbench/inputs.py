@@ -13,7 +13,9 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from workbench import metadata
 from workbench.errors import SourceError
 
 # Time Tesseract may take on one page (all its runs together); past it the page is an
@@ -131,3 +133,13 @@ def expand_paths(paths: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
     seen: set[str] = set()
     unique = [f for f in files if not (f in seen or seen.add(f))]
     return unique, missing
+
+
+def page_without_ocr(pending: dict[str, Any], reason: str) -> dict[str, Any]:
+    """The page a job had read up to its OCR (``pending``, as the phase hook got it), kept
+    without text when Tesseract crashed or hung in the worker: the same as a page whose
+    OCR failed in the worker, so the next ingest reads it again."""
+    page = dict(pending, text="", text_source="none", error=f"{OCR_FAILED}{reason}")
+    page["warnings"] = list(page.get("warnings", ()))
+    page.update(metadata.text_facts(""))
+    return page

@@ -284,7 +284,7 @@ def _tesserocr() -> Any:
 
 @functools.lru_cache(maxsize=1)
 def tesseract_version() -> str:
-    """Version of the Tesseract that reads the pages, e.g. ``"5.5.4"`` (recorded with every
+    """Version of the Tesseract that reads the pages, e.g. ``"5.3.0"`` (recorded with every
     page): the library inside tesserocr, not the ``tesseract`` program."""
     _installed()  # no language packs, no Tesseract: say so, as check_languages does
     return str(_tesserocr().PyTessBaseAPI.Version()).split()[0]

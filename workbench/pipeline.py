@@ -147,19 +147,14 @@ def _ingest(
     # following them. They touch no file before a job comes.
     local = _Workers(jobs, limit, prestart=True) if remote is None else None
     try:
-        from workbench import ocr
-
         # Tesseract and every language pack the pages may need, before any work: a
         # missing engine is one clear line (exit 4), not a trove of pages without text.
         # (A cluster's workers were checked when it was reached; this machine needs no
         # Tesseract then.)
         if remote is None:
+            from workbench import ocr
+
             ocr.check_languages(languages)
-    except BaseException:
-        if local is not None:
-            local.close(kill=True)
-        raise
-    try:
         return _ingest_checked(
             case, paths, lang, languages, jobs, passwords, observer, report, remote or local
         )
@@ -793,7 +788,7 @@ class _Workers:
         self._in_flight: dict[Future[dict[str, Any]], tuple[int, _Task]] = {}
         self._deadlines: dict[int, float] = {}  # job id -> deadline, once it has started
         # job id -> the page so far, once it is in OCR: Tesseract runs in the worker, so a
-        # crash or hang there is the page's OCR failing (readers.page_without_ocr)
+        # crash or hang there is the page's OCR failing (inputs.page_without_ocr)
         self._in_ocr: dict[int, dict[str, Any]] = {}
         self._suspects: list[tuple[int, _Task]] = []
         self._start_pool()
@@ -924,9 +919,7 @@ class _Workers:
             started, not_started = not_started, []
         for task_id, task in lost:
             if task.alone and task_id in self._in_ocr:
-                from workbench import readers  # (rare: the coordinator does without it)
-
-                page = readers.page_without_ocr(self._in_ocr[task_id], _OCR_CRASHED)
+                page = inputs.page_without_ocr(self._in_ocr[task_id], _OCR_CRASHED)
                 outcomes.append((task, page, None))
             elif task.alone:
                 outcomes.append((task, None, _WorkerCrashed()))
@@ -949,11 +942,9 @@ class _Workers:
         rest = self._take_all_in_flight(outcomes)
         for task_id, task in rest:
             if task_id in overdue and task_id in self._in_ocr:
-                from workbench import readers  # (rare: the coordinator does without it)
-
                 reason = _ocr_stopped(inputs.OCR_TIMEOUT + self.limit)
                 outcomes.append(
-                    (task, readers.page_without_ocr(self._in_ocr[task_id], reason), None)
+                    (task, inputs.page_without_ocr(self._in_ocr[task_id], reason), None)
                 )
             elif task_id in overdue:
                 outcomes.append((task, None, _WorkerTimedOut(self.limit)))

@@ -47,6 +47,7 @@ from workbench.inputs import (  # noqa: F401
     SourceBytes,
     expand_paths,
     identify,
+    page_without_ocr,
     printable,
 )
 
@@ -501,16 +502,6 @@ def _ocr(image: Image.Image, lang: str, pending: dict[str, Any], page_index: int
 
 # Unmapped glyphs (U+FFFD), private-use codes and control characters in a text layer.
 _GARBAGE = re.compile("[\ufffd\ue000-\uf8ff\x00-\x1f]")
-
-
-def page_without_ocr(pending: dict[str, Any], reason: str) -> dict[str, Any]:
-    """The page a job had read up to its OCR (``pending``, as the phase hook got it), kept
-    without text when Tesseract crashed or hung in the worker: the same as a page whose
-    OCR failed in the worker, so the next ingest reads it again."""
-    page = dict(pending, text="", text_source="none", error=f"{OCR_FAILED}{reason}")
-    page["warnings"] = list(page.get("warnings", ()))
-    page.update(metadata.text_facts(""))
-    return page
 
 
 def text_layer_usable(text: str, image_coverage: float) -> bool:
