@@ -126,3 +126,48 @@ def test_a_job_with_the_files_bytes_reads_what_the_path_gives(small_trove: Path)
     _same(str(scan), "pdf")
     tiff = sorted((small_trove / "loose").rglob("*.tif"))[0]
     _same(str(tiff), "image")
+
+
+class _ScatterClient:
+    """A Dask client double whose scatter fails as a worker dying under it makes it."""
+
+    def __init__(self, failures: int, status: str = "running") -> None:
+        self.failures = failures
+        self.status = status
+        self.calls = 0
+
+    def scatter(self, data: object, hash: bool) -> str:  # noqa: A002 (Dask's name)
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise OSError("in <TCP (closed) ConnectionPool.scatter>: Stream is closed")
+        return "future"
+
+
+def _workers_with(client: _ScatterClient) -> cluster.ClusterWorkers:
+    workers = cluster.ClusterWorkers.__new__(cluster.ClusterWorkers)
+    workers.address = "tcp://127.0.0.1:8786"
+    workers._client = client
+    return workers
+
+
+def test_a_scatter_broken_by_a_dying_worker_is_tried_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Dask's scheduler drops its client's connection when the worker it forwards
+    scattered bytes to dies (CI saw it once in the worker-killed test): with the
+    client still connected, that is not the scheduler going away."""
+    monkeypatch.setattr(cluster, "SCATTER_PAUSE", 0)
+    data = readers.SourceBytes("ab" * 32, b"%PDF")
+    client = _ScatterClient(failures=1)
+    assert _workers_with(client)._scatter(data) == "future"
+    assert client.calls == 2
+
+    client = _ScatterClient(failures=cluster.SCATTER_TRIES)  # never gets through
+    with pytest.raises(cluster.ClusterError, match="scheduler went away"):
+        _workers_with(client)._scatter(data)
+    assert client.calls == cluster.SCATTER_TRIES
+
+    client = _ScatterClient(failures=1, status="connecting")  # the scheduler is gone
+    with pytest.raises(cluster.ClusterError, match="scheduler went away.*Stream is closed"):
+        _workers_with(client)._scatter(data)
+    assert client.calls == 1

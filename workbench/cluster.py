@@ -55,6 +55,10 @@ KEEP_FILES = 4
 RESEND_LIMIT = 3
 # seconds to fetch a finished job's result from its worker
 RESULT_TIMEOUT = 60.0
+# a scatter that failed while the client's connection to the scheduler is up is tried
+# again (a worker died under it), this often, after this pause
+SCATTER_TRIES = 3
+SCATTER_PAUSE = 0.5
 _TIMEOUT_TOPIC = "workbench-job-timeout"
 # a job's page as read up to its OCR (pickled), sent when Tesseract starts on it: if the
 # worker then crashes or hangs in Tesseract, the page is kept without text as an OCR
@@ -552,12 +556,28 @@ class ClusterWorkers:
                     task.path, "the file changed while it was being ingested; run the ingest again"
                 )
             )
-        try:
-            future = self._client.scatter(readers.SourceBytes(sha256, content), hash=False)
-        except (OSError, TimeoutError) as error:
-            raise self._gone(error) from None
+        future = self._scatter(readers.SourceBytes(sha256, content))
         self._data[sha256] = future
         return future
+
+    def _scatter(self, data: readers.SourceBytes) -> Any:
+        """Scatter a file's bytes; a worker dying meanwhile is not the scheduler going.
+
+        The scheduler forwards scattered data to a worker, and when that worker dies
+        in the middle, Dask's scheduler treats the closed connection as its client's
+        and drops it: the client sees "Stream is closed" while the scheduler is up.
+        The client's own connection tells the two apart (it goes to "connecting" within
+        milliseconds when the scheduler is gone), so the scatter is tried again.
+        """
+        attempt = 1
+        while True:
+            try:
+                return self._client.scatter(data, hash=False)
+            except (OSError, TimeoutError) as error:
+                time.sleep(SCATTER_PAUSE)
+                if attempt == SCATTER_TRIES or self._client.status != "running":
+                    raise self._gone(error) from None
+            attempt += 1
 
     def _release(self, task: Any) -> None:
         """A job came back: keep its file's bytes for a few more files, then let go."""
