@@ -312,23 +312,35 @@ def _hidden_on_page(page: Any, number: int) -> list[dict[str, Any]]:
     import pymupdf
 
     visible_area = page.rect
-    images = [pymupdf.Rect(info["bbox"]) for info in page.get_image_info()]
+    # where the page's images are: asked only when invisible text turns up (MuPDF
+    # extracts the page's text again to answer, half of this check's time on a page)
+    images: list[Any] | None = None
     kinds: dict[str, list[str]] = {}
     white_spans = []
     for span in page.get_texttrace():
+        box = pymupdf.Rect(span["bbox"])
+        if not box.intersects(visible_area):
+            how = "outside the page"
+        elif span["type"] == 3 or span.get("opacity", 1) == 0:
+            how = "invisible (render mode 3)"
+        elif span["size"] < 1.0:
+            how = "too small to read (under 1 pt)"
+        elif all(c >= 0.95 for c in (span.get("color") or (0, 0, 0))[:3]):
+            how = "white"
+        else:
+            continue  # drawn to be read: its characters are not looked at
         text = "".join(chr(c[0]) for c in span["chars"]).strip()
         if not text:
             continue
-        box = pymupdf.Rect(span["bbox"])
-        if not box.intersects(visible_area):
-            kinds.setdefault("outside the page", []).append(text)
-        elif span["type"] == 3 or span.get("opacity", 1) == 0:
-            if not any(image.contains(box) or image.intersects(box) for image in images):
-                kinds.setdefault("invisible (render mode 3)", []).append(text)
-        elif span["size"] < 1.0:
-            kinds.setdefault("too small to read (under 1 pt)", []).append(text)
-        elif all(c >= 0.95 for c in (span.get("color") or (0, 0, 0))[:3]):
+        if how == "white":
             white_spans.append((box, text))
+            continue
+        if how.startswith("invisible"):
+            if images is None:
+                images = [pymupdf.Rect(info["bbox"]) for info in page.get_image_info()]
+            if any(image.contains(box) or image.intersects(box) for image in images):
+                continue  # an OCR layer over a scanned image
+        kinds.setdefault(how, []).append(text)
     if white_spans:
         pixmap = page.get_pixmap(dpi=36, colorspace=pymupdf.csGRAY, alpha=False)
         scale = 36 / 72
