@@ -178,6 +178,25 @@ def test_skew_is_corrected(english_page: Image.Image, tilt: float) -> None:
     assert character_error_rate("\n".join(EN_HALF), result.text) < CER_EN
 
 
+@pytest.mark.parametrize(("turn", "tilt"), [(0, 2.5), (90, -2.0), (180, 1.0)])
+def test_the_full_read_gets_the_page_upright_and_straight(
+    english_page: Image.Image, turn: int, tilt: float
+) -> None:
+    """``_deskewed`` (OpenCV's warp) turns the scan back: measured again, the lines lie
+    flat; nothing of the page is cut off and the new corners are paper."""
+    scan = _turned(_tilted(english_page, tilt), turn)
+    page = ocr._deskewed(scan, turn, tilt)
+    mask = ocr._ink_mask(ocr._downscale(page, ocr.SKEW_LONG_SIDE))
+    assert mask is not None
+    layout = ocr._measure_layout(mask)
+    assert layout.skew == 0.0  # under MIN_SKEW: nothing left to straighten
+    assert page.width >= english_page.width and page.height >= english_page.height
+    assert page.getpixel((0, 0)) == 255 and page.getpixel((page.width - 1, page.height - 1)) == 255
+    ink = sum(ocr._ink_mask(english_page).histogram()[255:])
+    assert sum(ocr._ink_mask(page).histogram()[255:]) == pytest.approx(ink, rel=0.05)
+    assert ocr._deskewed(english_page, 0, 0.0) is english_page  # nothing to do
+
+
 def test_skewed_sparse_page_upside_down(sparse_page: Image.Image) -> None:
     _need("eng")
     result = ocr.recognize(_turned(_tilted(sparse_page, 2.0), 180), "eng")

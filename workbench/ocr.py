@@ -763,6 +763,52 @@ def _turn(
     return image.rotate(-clockwise, resample=resample, expand=True, fillcolor=fill)
 
 
+@functools.cache
+def _cv2() -> Any:
+    """OpenCV, imported on the first skewed page; one thread (the pool runs one worker
+    per core, as for Tesseract's OpenMP)."""
+    import cv2
+
+    cv2.setNumThreads(1)
+    return cv2
+
+
+def _deskewed(gray: Image.Image, rotation: int, skew: float) -> Image.Image:
+    """The page turned upright (``rotation``, exact) and straightened (``skew`` degrees
+    clockwise, bilinear, the new corners paper-white) for the full read.
+
+    The skew is undone with OpenCV's affine warp, not Pillow's ``rotate``: on the 40
+    benchmark scans (36 of them skewed 0.5-2.4 degrees) it cost 7% less CPU per page
+    (Pillow took ~0.1 s for a 300 dpi A4 page) and Tesseract read the result better:
+    CER fas 0.036 -> 0.019, eng 0.0016 -> 0.0013 (both bilinear; per page the two
+    differ either way, as any resampling change does to Persian OCR).
+    """
+    upright = _turn(gray, rotation)
+    if skew == 0:
+        return upright
+    cv2 = _cv2()
+    import numpy as np
+
+    width, height = upright.size
+    radians = math.radians(skew)
+    cos, sin = abs(math.cos(radians)), abs(math.sin(radians))
+    new_width = math.ceil(width * cos + height * sin)
+    new_height = math.ceil(width * sin + height * cos)
+    # about the centre, in OpenCV's pixel-centre coordinates; negative angle: clockwise
+    matrix = cv2.getRotationMatrix2D(((width - 1) / 2, (height - 1) / 2), -skew, 1.0)
+    matrix[0, 2] += (new_width - width) / 2
+    matrix[1, 2] += (new_height - height) / 2
+    turned = cv2.warpAffine(
+        np.asarray(upright),
+        matrix,
+        (new_width, new_height),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=255,
+    )
+    return Image.fromarray(turned)
+
+
 # --------------------------------------------------------------------------- orientation
 
 
@@ -1120,7 +1166,7 @@ def recognize(image: Image.Image, lang: str = "eng", *, timeout: float = 600) ->
         if line_axis is None:
             rotation, method, script = _orient(gray, small, mask, layout, lang, deadline)
 
-    upright = _turn(gray, rotation + skew, resample=Image.Resampling.BILINEAR)
+    upright = _deskewed(gray, rotation, skew)
     psm = 3
     if line_axis is not None:
         upright, psm = _line_crop(upright), LINE_PSM
