@@ -739,15 +739,11 @@ def _scaled(image: Image.Image, scale: float) -> Image.Image:
     return image.resize(size, Image.Resampling.BICUBIC)
 
 
-def _turn(
-    image: Image.Image,
-    clockwise: float,
-    fill: int = 255,
-    resample: Image.Resampling = Image.Resampling.BICUBIC,
-) -> Image.Image:
-    """Turn ``image`` clockwise by ``clockwise`` degrees; new corners get ``fill`` (paper).
+def _turn(image: Image.Image, clockwise: float) -> Image.Image:
+    """Turn ``image`` clockwise by ``clockwise`` degrees; new corners are paper-white.
 
-    Quarter turns are exact; other angles are resampled with ``resample``.
+    Quarter turns are exact; other angles (the small copies of the trial and OSD) are
+    resampled bicubic. The full read's page is straightened by ``_deskewed``.
     """
     clockwise %= 360
     if clockwise == 0:
@@ -760,7 +756,7 @@ def _turn(
                 270: Image.Transpose.ROTATE_90,
             }[int(clockwise)]
         )
-    return image.rotate(-clockwise, resample=resample, expand=True, fillcolor=fill)
+    return image.rotate(-clockwise, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=255)
 
 
 @functools.cache
